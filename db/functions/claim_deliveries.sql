@@ -1,0 +1,68 @@
+-- Claims due instant deliveries for a sender. Safe under any number of
+-- concurrent callers: FOR UPDATE SKIP LOCKED hands each row to one caller only.
+CREATE OR REPLACE FUNCTION claim_deliveries(batch integer)
+RETURNS TABLE (
+    delivery_id bigint,
+    user_id bigint,
+    channel text,
+    destination text,
+    attempts integer,
+    alert_event_id bigint,
+    alert_type text,
+    severity integer,
+    scope_region text,
+    scope_assets text[],
+    headline text,
+    body text,
+    event_created_at timestamptz
+)
+LANGUAGE plpgsql
+SET jit = off
+AS $$
+-- Guarantees: each due row (queued, instant, next_retry_at NULL or past) is handed
+-- to exactly one caller, oldest first; it leaves as 'sending' with attempts + 1 in
+-- the same statement, so a sender that crashes still uses up an attempt.
+-- Lock: row locks only (FOR UPDATE SKIP LOCKED); Phase C's advisory lock is the runner's.
+#variable_conflict use_column
+BEGIN
+    IF batch IS NULL OR batch < 1 THEN
+        RAISE EXCEPTION 'claim_deliveries: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    RETURN QUERY
+    WITH due_deliveries AS (
+        -- In a CTE so the LIMIT ... SKIP LOCKED runs once (PostgreSQL bug #15715).
+        SELECT d.id
+          FROM user_alert_deliveries d
+         WHERE d.status = 'queued'
+           AND d.delivery_kind = 'instant'
+           AND (d.next_retry_at IS NULL OR d.next_retry_at <= now())
+         ORDER BY d.created_at, d.id
+         LIMIT batch
+           FOR UPDATE SKIP LOCKED
+    ),
+    claimed_deliveries AS (
+        UPDATE user_alert_deliveries d
+           SET status = 'sending', attempts = d.attempts + 1
+          FROM due_deliveries due
+         WHERE d.id = due.id
+           AND d.status = 'queued'
+        RETURNING d.id, d.user_id, d.channel, d.attempts, d.alert_event_id, d.created_at
+    )
+    SELECT cd.id, cd.user_id, cd.channel,
+           nullif(btrim(CASE cd.channel
+                            WHEN 'email' THEN u.email::text
+                            WHEN 'telegram' THEN u.telegram_chat_id::text
+                            WHEN 'sms' THEN u.phone_number::text
+                        END), '') AS destination,
+           cd.attempts, ae.id, ae.alert_type, ae.severity, ae.scope_region, ae.scope_assets,
+           ae.headline, ae.body, ae.created_at
+      FROM claimed_deliveries cd
+      JOIN alert_events ae ON ae.id = cd.alert_event_id
+      LEFT JOIN users u ON u.id = cd.user_id
+     ORDER BY cd.created_at, cd.id;
+END;
+$$;
+COMMENT ON FUNCTION claim_deliveries(integer) IS
+    'Claims up to batch due instant deliveries (FOR UPDATE SKIP LOCKED), marks them sending with attempts + 1, and returns what a sender needs. Record the outcome with mark_deliveries_sent/failed/skipped or requeue_deliveries. Example: SELECT * FROM claim_deliveries(10);';

@@ -1,0 +1,105 @@
+-- Recording what a sender did with the deliveries it claimed. Every function
+-- changes a row only while it is still 'sending', so a late or repeated call can
+-- never overwrite a row that another path already completed. Each returns the
+-- number of rows it changed. ids[i] goes with the i-th detail (message id or error).
+
+CREATE OR REPLACE FUNCTION mark_deliveries_sent(ids bigint[], provider_message_ids text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+AS $$
+-- Guarantees: sending -> sent with sent_at = now(); other rows untouched. Lock: row locks of the UPDATE.
+    WITH outcome AS (
+        SELECT o.id, o.provider_message_id
+          FROM unnest(ids, provider_message_ids) AS o (id, provider_message_id)
+    ),
+    sent_deliveries AS (
+        UPDATE user_alert_deliveries d
+           SET status = 'sent', sent_at = now(), provider_message_id = o.provider_message_id,
+               last_error = NULL, next_retry_at = NULL
+          FROM outcome o
+         WHERE d.id = o.id AND d.status = 'sending'
+        RETURNING d.id
+    )
+    SELECT count(*)::integer FROM sent_deliveries
+$$;
+COMMENT ON FUNCTION mark_deliveries_sent(bigint[], text[]) IS
+    'Marks claimed (sending) deliveries sent, with the provider''s message ids. Example: SELECT mark_deliveries_sent(ARRAY[42], ARRAY[''msg-1'']);';
+
+CREATE OR REPLACE FUNCTION mark_deliveries_failed(ids bigint[], errors text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+AS $$
+-- Guarantees: sending -> failed (permanent) with last_error; other rows untouched. Lock: row locks of the UPDATE.
+    WITH outcome AS (
+        SELECT o.id, o.error FROM unnest(ids, errors) AS o (id, error)
+    ),
+    failed_deliveries AS (
+        UPDATE user_alert_deliveries d
+           SET status = 'failed', last_error = left(coalesce(o.error, 'failed without a reason'), 2000),
+               next_retry_at = NULL
+          FROM outcome o
+         WHERE d.id = o.id AND d.status = 'sending'
+        RETURNING d.id
+    )
+    SELECT count(*)::integer FROM failed_deliveries
+$$;
+COMMENT ON FUNCTION mark_deliveries_failed(bigint[], text[]) IS
+    'Marks claimed (sending) deliveries permanently failed with their errors. Example: SELECT mark_deliveries_failed(ARRAY[42], ARRAY[''550 no such user'']);';
+
+CREATE OR REPLACE FUNCTION mark_deliveries_skipped(ids bigint[], reasons text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+AS $$
+-- Guarantees: sending -> skipped (will not be sent) with the reason in last_error. Lock: row locks of the UPDATE.
+    WITH outcome AS (
+        SELECT o.id, o.reason FROM unnest(ids, reasons) AS o (id, reason)
+    ),
+    skipped_deliveries AS (
+        UPDATE user_alert_deliveries d
+           SET status = 'skipped', last_error = left(o.reason, 2000), next_retry_at = NULL
+          FROM outcome o
+         WHERE d.id = o.id AND d.status = 'sending'
+        RETURNING d.id
+    )
+    SELECT count(*)::integer FROM skipped_deliveries
+$$;
+COMMENT ON FUNCTION mark_deliveries_skipped(bigint[], text[]) IS
+    'Marks claimed (sending) deliveries skipped, e.g. the user no longer has a destination. Example: SELECT mark_deliveries_skipped(ARRAY[42], ARRAY[''no destination'']);';
+
+CREATE OR REPLACE FUNCTION requeue_deliveries(ids bigint[], errors text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+AS $$
+-- Guarantees: sending -> queued after a transient failure, keeping the attempt it used
+-- and the error. Lock: row locks of the UPDATE.
+    WITH outcome AS (
+        SELECT o.id, o.error FROM unnest(ids, errors) AS o (id, error)
+    ),
+    requeued_deliveries AS (
+        UPDATE user_alert_deliveries d
+           SET status = 'queued', last_error = left(o.error, 2000)
+          FROM outcome o
+         WHERE d.id = o.id AND d.status = 'sending'
+        RETURNING d.id
+    )
+    SELECT count(*)::integer FROM requeued_deliveries
+$$;
+COMMENT ON FUNCTION requeue_deliveries(bigint[], text[]) IS
+    'Puts claimed (sending) deliveries back in the queue after a transient failure; the attempt stays counted. Example: SELECT requeue_deliveries(ARRAY[42], ARRAY[''timeout'']);';
+
+CREATE OR REPLACE FUNCTION release_deliveries(ids bigint[])
+RETURNS integer
+LANGUAGE sql
+AS $$
+-- Guarantees: sending -> queued for rows claimed but never handed to a provider;
+-- gives back the attempt the claim counted. Lock: row locks of the UPDATE.
+    WITH released_deliveries AS (
+        UPDATE user_alert_deliveries d
+           SET status = 'queued', attempts = greatest(d.attempts - 1, 0)
+         WHERE d.id = ANY (ids) AND d.status = 'sending'
+        RETURNING d.id
+    )
+    SELECT count(*)::integer FROM released_deliveries
+$$;
+COMMENT ON FUNCTION release_deliveries(bigint[]) IS
+    'Returns claimed deliveries that were never attempted to the queue and gives back their attempt. Example: SELECT release_deliveries(ARRAY[42]);';

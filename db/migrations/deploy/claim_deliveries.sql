@@ -1,0 +1,4 @@
+-- Deploy alerts_v2:claim_deliveries
+BEGIN;
+\ir ../../functions/claim_deliveries.sql
+COMMIT;

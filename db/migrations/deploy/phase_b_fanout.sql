@@ -1,0 +1,5 @@
+-- Deploy alerts_v2:phase_b_fanout
+BEGIN;
+\ir ../../functions/alerts_analyze_if_stale.sql
+\ir ../../functions/phase_b_fanout.sql
+COMMIT;

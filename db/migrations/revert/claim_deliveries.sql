@@ -1,0 +1,4 @@
+-- Revert alerts_v2:claim_deliveries
+BEGIN;
+DROP FUNCTION IF EXISTS claim_deliveries(integer);
+COMMIT;

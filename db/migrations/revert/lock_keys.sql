@@ -1,0 +1,5 @@
+-- Revert alerts_v2:lock_keys
+BEGIN;
+DROP FUNCTION IF EXISTS alerts_lock_skipped(text);
+DROP FUNCTION IF EXISTS alerts_lock_key(text);
+COMMIT;

@@ -1,0 +1,2 @@
+-- Verify alerts_v2:claim_deliveries
+SELECT 'claim_deliveries(integer)'::regprocedure;
