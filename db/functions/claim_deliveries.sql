@@ -66,3 +66,19 @@ END;
 $$;
 COMMENT ON FUNCTION claim_deliveries(integer) IS
     'Claims up to batch due instant deliveries (FOR UPDATE SKIP LOCKED), marks them sending with attempts + 1, and returns what a sender needs. Record the outcome with mark_deliveries_sent/failed/skipped or requeue_deliveries. Example: SELECT * FROM claim_deliveries(10);';
+
+-- What a claim would take now, without taking it: for dry runs and monitors.
+CREATE OR REPLACE FUNCTION count_due_deliveries(up_to integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql STABLE
+AS $$
+    SELECT count(*)
+      FROM (SELECT 1
+              FROM user_alert_deliveries d
+             WHERE d.status = 'queued'
+               AND d.delivery_kind = 'instant'
+               AND (d.next_retry_at IS NULL OR d.next_retry_at <= now())
+             LIMIT up_to) due
+$$;
+COMMENT ON FUNCTION count_due_deliveries(integer) IS
+    'Counts the deliveries claim_deliveries would hand out now, stopping at up_to (NULL: no limit). Changes nothing. Example: SELECT count_due_deliveries(1000);';

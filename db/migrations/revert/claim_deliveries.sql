@@ -1,4 +1,5 @@
 -- Revert alerts_v2:claim_deliveries
 BEGIN;
+DROP FUNCTION IF EXISTS count_due_deliveries(integer);
 DROP FUNCTION IF EXISTS claim_deliveries(integer);
 COMMIT;

@@ -1,0 +1,1 @@
+"""Alerts v2: the Python side of an alert pipeline whose logic lives in PostgreSQL."""

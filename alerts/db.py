@@ -1,0 +1,53 @@
+"""Connections with one-line errors, and the check that the schema is deployed."""
+
+import psycopg
+
+from alerts.errors import AlertsError
+from alerts.secrets import mask_text, mask_url
+
+# The functions a run calls; if one is missing the schema was never deployed.
+REQUIRED_FUNCTIONS = (
+    "alerts_phase_a()",
+    "alerts_phase_b()",
+    "claim_deliveries(integer)",
+    "count_due_deliveries(integer)",
+    "mark_deliveries_sent(bigint[],text[])",
+    "mark_deliveries_failed(bigint[],text[])",
+    "mark_deliveries_skipped(bigint[],text[])",
+    "requeue_deliveries(bigint[],text[])",
+    "release_deliveries(bigint[])",
+)
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error's message, secrets masked."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return mask_text(text)
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
+    """Open a connection or raise AlertsError naming the (masked) target."""
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10,
+                               application_name="alerts_v2_runner")
+    except psycopg.Error as error:
+        raise AlertsError(
+            f"cannot connect to {mask_url(url)}: {one_line(error)} "
+            "(check DATABASE_URL and that the server is running)"
+        ) from None
+
+
+def check_schema(conn: psycopg.Connection) -> None:
+    """Raise AlertsError if the engine's functions are not deployed in this database."""
+    placeholders = ", ".join(["%s"] * len(REQUIRED_FUNCTIONS))
+    row = conn.execute(
+        f"SELECT array_agg(f) FILTER (WHERE to_regprocedure(f) IS NULL), current_database() "
+        f"FROM unnest(ARRAY[{placeholders}]) AS f",
+        REQUIRED_FUNCTIONS,
+    ).fetchone()
+    missing, database = row if row else (None, "?")
+    if missing:
+        raise AlertsError(
+            f"the Alerts v2 schema is not deployed in database {database!r} (missing {missing[0]}): "
+            "run `python runner.py --migrate` or `sqitch deploy` first"
+        )

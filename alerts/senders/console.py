@@ -1,0 +1,21 @@
+"""ALERTS_SENDER=console: prints each message to stderr, for trying things out."""
+
+import sys
+
+from alerts.render import OutgoingMessage
+from alerts.senders.base import SendResult
+
+
+class ConsoleSender:
+    name = "console"
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        print(f"--- delivery {message.delivery_id} via {message.channel} to {message.destination}\n"
+              f"{message.subject}\n{message.body}", file=sys.stderr)
+        return SendResult.sent(f"console:{message.delivery_id}:{message.attempt}")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        pass

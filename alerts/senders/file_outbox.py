@@ -1,0 +1,46 @@
+"""ALERTS_SENDER=file:/path/outbox.jsonl: every channel appended to one JSON-lines file."""
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alerts.render import OutgoingMessage
+from alerts.senders.base import SendResult
+
+
+class FileOutboxSender:
+    """Appends one JSON object per message; never rewrites earlier lines.
+
+    Each line is one write() on an O_APPEND descriptor, so lines from concurrent
+    runners never interleave; flush() fsyncs before the runner marks rows sent.
+    """
+
+    name = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        record = {
+            "delivery_id": message.delivery_id,
+            "channel": message.channel,
+            "destination": message.destination,
+            "subject": message.subject,
+            "body": message.body,
+            "user_id": message.user_id,
+            "alert_event_id": message.alert_event_id,
+            "attempt": message.attempt,
+            "written_at": datetime.now(timezone.utc).isoformat(),
+        }
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        os.write(self._fd, line)
+        return SendResult.sent(f"file:{message.delivery_id}:{message.attempt}")
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Alerts v2 runner: calls the pipeline's stored functions and sends Phase C's messages.
+
+    python runner.py --phase a|b|c|all [--dry-run] [--batch-size N]
+    python runner.py --migrate [--dry-run]
+
+Prints one JSON object per phase on stdout; logs go to stderr.
+Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from alerts import migrate
+from alerts.db import check_schema, connect
+from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
+from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
+from alerts.senders import build_sender
+
+log = logging.getLogger("alerts")
+
+PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "all": ["a", "b", "c"]}
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_MAX_SEND = 1000
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"runner.py: error: {message} (see --help)\n")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = Parser(description="Run the Alerts v2 pipeline phases against DATABASE_URL.")
+    parser.add_argument("--phase", choices=sorted(PHASE_ORDER), help="which phase to run; all = A, B, then C")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="change nothing, send nothing; report what a real run would do")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"deliveries claimed per batch in Phase C (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--migrate", action="store_true", help="deploy the schema (db/migrations) first")
+    args = parser.parse_args(argv)
+    if not args.phase and not args.migrate:
+        parser.error("nothing to do: give --phase a|b|c|all or --migrate")
+    if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
+        parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
+    return args
+
+
+def positive_int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        raise UsageError("DATABASE_URL is not set: export DATABASE_URL=postgresql://user@host:5432/dbname")
+    return url
+
+
+def emit(counts: dict[str, object]) -> None:
+    print(json.dumps(counts, sort_keys=True), flush=True)
+    if counts.get("skipped") is True:
+        log.info("phase %s skipped: its lock is held by another run", counts.get("phase"))
+
+
+def run(args: argparse.Namespace) -> int:
+    url = database_url()
+    batch_size = args.batch_size or positive_int_env("ALERTS_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+    max_send = positive_int_env("ALERTS_MAX_SEND_PER_RUN", DEFAULT_MAX_SEND)
+    phases = PHASE_ORDER[args.phase] if args.phase else []
+    sender = build_sender(os.environ.get("ALERTS_SENDER")) if "c" in phases and not args.dry_run else None
+
+    with connect(url) as conn:
+        if args.migrate:
+            emit(migrate.deploy(conn, dry_run=args.dry_run))
+        if not phases:
+            return EXIT_OK
+        check_schema(conn)
+        if args.dry_run:
+            for counts in dry_run_all(url, phases, max_send):
+                emit(counts)
+            return EXIT_OK
+        for phase in phases:
+            if phase == "c":
+                assert sender is not None
+                try:
+                    emit(run_phase_c(url, sender, batch_size, max_send))
+                finally:
+                    sender.close()
+            else:
+                emit(run_sql_phase(conn, phase))
+    return EXIT_OK
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("ALERTS_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return run(args)
+    except AlertsError as error:
+        print(f"runner.py: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("runner.py: error: interrupted; claimed but unsent deliveries were released", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:  # psycopg errors mid-run, e.g. the server restarted
+        from alerts.db import one_line
+
+        print(f"runner.py: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
