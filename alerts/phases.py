@@ -11,8 +11,8 @@ from psycopg.rows import dict_row
 from alerts.db import connect, one_line
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.render import render
-from alerts.senders.base import Outcome, Sender, SendResult
 from alerts.secrets import mask_text
+from alerts.senders.base import Outcome, Sender, SendResult
 
 log = logging.getLogger("alerts")
 
@@ -156,7 +156,7 @@ def record(conn: psycopg.Connection, outcomes: BatchOutcomes, counts: DeliveryCo
     )
     for function, pairs, counter in calls:
         if pairs:
-            ids, details = zip(*pairs)
+            ids, details = zip(*pairs, strict=True)
             changed = _scalar(conn, f"SELECT {function}(%s, %s)", [list(ids), list(details)])
             setattr(counts, counter, getattr(counts, counter) + changed)
     if outcomes.unsent:

@@ -4,7 +4,9 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^@/\s]+)@")
-_KEY_VALUE = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|token|secret|auth_token|api_key)=(?P<value>[^\s&]+)")
+_KEY_VALUE = re.compile(
+    r"(?i)\b(?P<key>password|passwd|pwd|token|secret|auth_token|api_key)=(?P<value>[^\s&]+)"
+)
 _BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b")
 
 

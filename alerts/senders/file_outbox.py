@@ -2,7 +2,7 @@
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alerts.render import OutgoingMessage
@@ -33,7 +33,7 @@ class FileOutboxSender:
             "user_id": message.user_id,
             "alert_event_id": message.alert_event_id,
             "attempt": message.attempt,
-            "written_at": datetime.now(timezone.utc).isoformat(),
+            "written_at": datetime.now(UTC).isoformat(),
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         os.write(self._fd, line)
