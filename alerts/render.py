@@ -1,10 +1,13 @@
-"""Turns a claimed delivery into the subject and body a sender transmits."""
+"""Turns a claimed delivery into the message a sender transmits."""
 
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One delivery to send: where, the plain-text rendering, and the event's fields
+    for senders that render richer formats (HTML email, Telegram)."""
+
     delivery_id: int
     user_id: int
     channel: str
@@ -13,23 +16,35 @@ class OutgoingMessage:
     body: str
     alert_event_id: int
     attempt: int
+    alert_type: str
+    severity: int
+    region: str
+    assets: tuple[str, ...]
+    headline: str
+    event_body: str
 
 
 def render(row: dict[str, object]) -> OutgoingMessage:
     """Build the message for one row returned by claim_deliveries()."""
     headline = str(row["headline"])
     region = str(row["scope_region"])
-    assets = ", ".join(row["scope_assets"] or [])  # type: ignore[arg-type]
-    scope = f"{region} / {assets}" if assets else region
+    assets = tuple(str(a) for a in (row["scope_assets"] or []))  # type: ignore[attr-defined]
+    scope = f"{region} / {', '.join(assets)}" if assets else region
     subject = f"[{row['alert_type']} {row['severity']}/5] {headline}"
     body = f"{headline}\n\n{row['body']}\n\nScope: {scope}\nSeverity: {row['severity']}/5\n"
     return OutgoingMessage(
-        delivery_id=int(row["delivery_id"]),  # type: ignore[arg-type]
-        user_id=int(row["user_id"]),  # type: ignore[arg-type]
+        delivery_id=int(row["delivery_id"]),  # type: ignore[call-overload]
+        user_id=int(row["user_id"]),  # type: ignore[call-overload]
         channel=str(row["channel"]),
         destination=str(row["destination"]),
         subject=subject,
         body=body,
-        alert_event_id=int(row["alert_event_id"]),  # type: ignore[arg-type]
-        attempt=int(row["attempts"]),  # type: ignore[arg-type]
+        alert_event_id=int(row["alert_event_id"]),  # type: ignore[call-overload]
+        attempt=int(row["attempts"]),  # type: ignore[call-overload]
+        alert_type=str(row["alert_type"]),
+        severity=int(row["severity"]),  # type: ignore[call-overload]
+        region=region,
+        assets=assets,
+        headline=headline,
+        event_body=str(row["body"]),
     )
