@@ -73,7 +73,7 @@ def asset_risk(conn: psycopg.Connection, region: str, asset: str, score: float, 
 
 def population(conn: psycopg.Connection, users: int, events: int, *, channels: Sequence[str] = ("email",)) -> None:
     """users subscribers of HIGH_IMPACT_EVENT on plan 'pro' and events high-impact events, set-based."""
-    config = {c: {"enabled": True} for c in channels}
+    config = {c: {"enabled": c in channels} for c in ("email", "telegram", "sms")}
     plan(conn, "pro", delivery_config=config)
     conn.execute(
         "WITH new_users AS ("

@@ -48,7 +48,8 @@ BEGIN
                CASE
                    WHEN jsonb_typeof(ps.delivery_config -> ch.channel -> 'max_per_day') = 'number'
                        THEN least(greatest((ps.delivery_config -> ch.channel ->> 'max_per_day')::numeric, 0), 2147483647)::integer
-                   WHEN ch.channel = 'email' THEN greatest(ps.max_email_alerts_per_day, 0)
+                   WHEN ch.channel = 'email' AND ps.max_email_alerts_per_day IS NOT NULL
+                       THEN greatest(ps.max_email_alerts_per_day, 0)
                END AS max_per_day,
                coalesce(ps.delivery_config -> ch.channel -> 'digest' = 'true'::jsonb, false) AS digest_by_default
           FROM plan_settings ps
