@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from alerts.db import connect, one_line
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
@@ -28,8 +28,7 @@ def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
 
 
 def count_due(conn: psycopg.Connection, up_to: int) -> int:
-    row = conn.execute("SELECT count_due_deliveries(%s)", [up_to]).fetchone()
-    return int(row[0]) if row else 0
+    return _scalar(conn, "SELECT count_due_deliveries(%s)", [up_to])
 
 
 def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str, object]]:
@@ -164,6 +163,6 @@ def record(conn: psycopg.Connection, outcomes: BatchOutcomes, counts: DeliveryCo
 
 
 def _scalar(conn: psycopg.Connection, sql: str, params: list) -> int:
-    row = conn.execute(sql, params).fetchone()
+    row = conn.cursor(row_factory=tuple_row).execute(sql, params).fetchone()
     assert row is not None
-    return int(next(iter(row.values())) if isinstance(row, dict) else row[0])
+    return int(row[0])
