@@ -3,6 +3,8 @@
 
     python runner.py --phase a|b|c|all [--dry-run] [--batch-size N]
     python runner.py --migrate [--dry-run]
+    python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
+    python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
 
 Prints one JSON object per phase on stdout; logs go to stderr.
 Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration.
@@ -16,17 +18,22 @@ import signal
 import sys
 from typing import NoReturn
 
+import psycopg
+
 from alerts import migrate
 from alerts.db import check_schema, connect
 from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
+from alerts.history import recorded
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
 from alerts.senders import build_sender
+from alerts.status import status_report
 
 log = logging.getLogger("alerts")
 
 PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "all": ["a", "b", "c"]}
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_SEND = 1000
+DEFAULT_RETENTION_DAYS = 90
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,20 +49,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None,
                         help=f"deliveries claimed per batch in Phase C (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--migrate", action="store_true", help="deploy the schema (db/migrations) first")
+    parser.add_argument("--status", action="store_true",
+                        help="print queue health as JSON; exit 1 when a threshold is crossed")
+    parser.add_argument("--prune", action="store_true",
+                        help="delete sent/skipped deliveries and finished runs older than ALERTS_RETENTION_DAYS")
     args = parser.parse_args(argv)
-    if not args.phase and not args.migrate:
-        parser.error("nothing to do: give --phase a|b|c|all or --migrate")
+    if not (args.phase or args.migrate or args.status or args.prune):
+        parser.error("nothing to do: give --phase a|b|c|all, --migrate, --status or --prune")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
         parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
     return args
 
 
 def positive_int_env(name: str, default: int) -> int:
+    value = int_env(name, default, minimum=1)
+    assert value is not None
+    return value
+
+
+def int_env(name: str, default: int | None, *, minimum: int = 0) -> int | None:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise UsageError(f"{name} must be a positive integer, got {raw!r}")
+    if not raw.isdigit() or int(raw) < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise UsageError(f"{name} must be {kind}, got {raw!r}")
     return int(raw)
 
 
@@ -82,9 +100,11 @@ def run(args: argparse.Namespace) -> int:
     with connect(url) as conn:
         if args.migrate:
             emit(migrate.deploy(conn, dry_run=args.dry_run))
-        if not phases:
+        if not (phases or args.status or args.prune):
             return EXIT_OK
         check_schema(conn)
+        if args.prune:
+            emit(prune(conn, positive_int_env("ALERTS_RETENTION_DAYS", DEFAULT_RETENTION_DAYS), args.dry_run))
         if args.dry_run:
             for counts in dry_run_all(url, phases, max_send):
                 emit(counts)
@@ -93,12 +113,29 @@ def run(args: argparse.Namespace) -> int:
             if phase == "c":
                 assert sender is not None
                 try:
-                    emit(run_phase_c(url, sender, batch_size, max_send))
+                    emit(recorded(url, conn, "c", lambda: run_phase_c(url, sender, batch_size, max_send)))
                 finally:
                     sender.close()
             else:
-                emit(run_sql_phase(conn, phase))
+                emit(recorded(url, conn, phase, lambda phase=phase: run_sql_phase(conn, phase)))
+        if args.status:
+            report = status_report(conn, int_env)
+            emit(report)
+            return EXIT_OK if report["healthy"] else EXIT_FAILURE
     return EXIT_OK
+
+
+def prune(conn: psycopg.Connection, retention_days: int, dry_run: bool) -> dict[str, object]:
+    """Delete old finished rows batch by batch, each batch its own transaction."""
+    if dry_run:
+        return {"prune": "dry_run", "retention_days": retention_days}
+    deleted = batches = 0
+    while True:
+        row = conn.execute("SELECT alerts_prune(make_interval(days => %s), 5000)", [retention_days]).fetchone()
+        batches += 1
+        if not row or row[0] == 0:
+            return {"prune": "ok", "retention_days": retention_days, "deleted": deleted, "batches": batches}
+        deleted += int(row[0])
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

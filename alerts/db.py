@@ -16,6 +16,12 @@ REQUIRED_FUNCTIONS = (
     "mark_deliveries_skipped(bigint[],text[])",
     "requeue_deliveries(bigint[],text[])",
     "release_deliveries(bigint[])",
+    "reclaim_expired_deliveries()",
+    "alerts_retry_delay(integer)",
+    "alerts_run_started(text)",
+    "alerts_run_finished(bigint,text,jsonb,text)",
+    "alerts_status()",
+    "alerts_prune(interval,integer)",
 )
 
 

@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 
 from alerts.db import connect, one_line
+from alerts.destinations import destination_problem
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.render import render
 from alerts.secrets import mask_text
@@ -88,9 +89,11 @@ def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dic
         if not locked:
             return skip_object("c")
         with connect(url) as conn:
+            reclaimed = conn.execute("SELECT reclaim_expired_deliveries()").fetchone()
             conn.row_factory = dict_row  # type: ignore[assignment]
             counts = deliver(conn, sender, batch_size, max_send)
-    return {"phase": "c", "locked": True, "skipped": False, **counts.__dict__}
+    return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed[0] if reclaimed else None,
+            **counts.__dict__}
 
 
 def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int) -> DeliveryCounts:
@@ -115,8 +118,9 @@ def send_batch(sender: Sender, rows: list[dict], outcomes: BatchOutcomes, counts
     """Send each row; a row leaves outcomes.unsent only once its result is known."""
     for row in rows:
         delivery_id = int(row["delivery_id"])
-        if row["destination"] is None:
-            outcomes.skipped.append((delivery_id, f"user has no {row['channel']} destination any more"))
+        problem = destination_problem(row["channel"], row["destination"])
+        if problem:
+            outcomes.skipped.append((delivery_id, problem))
         else:
             try:
                 result = sender.send(render(row))

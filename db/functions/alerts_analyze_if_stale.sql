@@ -5,6 +5,8 @@
 CREATE OR REPLACE FUNCTION alerts_analyze_if_stale()
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
 AS $$
 -- Changes no rows; only statistics. No lock beyond ANALYZE's own.
 DECLARE
@@ -14,7 +16,7 @@ BEGIN
     FOR stale IN
         SELECT st.relid::regclass
           FROM pg_stat_user_tables st
-         WHERE st.schemaname = current_schema()
+         WHERE st.schemaname = 'public'
            AND st.relname IN ('users', 'user_plans', 'plan_settings', 'user_alert_prefs',
                               'alert_events', 'user_alert_deliveries')
            AND st.n_mod_since_analyze > 500 + 0.2 * greatest(st.n_live_tup - st.n_mod_since_analyze, 0)

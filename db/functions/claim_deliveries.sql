@@ -17,13 +17,18 @@ RETURNS TABLE (
     event_created_at timestamptz
 )
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
 SET jit = off
 AS $$
 -- Guarantees: each due row (queued, instant, next_retry_at NULL or past) is handed
--- to exactly one caller, oldest first; it leaves as 'sending' with attempts + 1 in
--- the same statement, so a sender that crashes still uses up an attempt.
+-- to exactly one caller, earliest due first; it leaves as 'sending' with attempts + 1
+-- and a lease (alerts_config.lease_duration) in the same statement, so a sender that
+-- crashes still uses up an attempt and its rows are reclaimed when the lease ends.
 -- Lock: row locks only (FOR UPDATE SKIP LOCKED); Phase C's advisory lock is the runner's.
 #variable_conflict use_column
+DECLARE
+    lease interval := (SELECT c.lease_duration FROM alerts_config c);
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'claim_deliveries: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
@@ -37,18 +42,20 @@ BEGIN
           FROM user_alert_deliveries d
          WHERE d.status = 'queued'
            AND d.delivery_kind = 'instant'
-           AND (d.next_retry_at IS NULL OR d.next_retry_at <= now())
-         ORDER BY d.created_at, d.id
+           AND coalesce(d.next_retry_at, d.created_at) <= now()
+         ORDER BY coalesce(d.next_retry_at, d.created_at), d.id
          LIMIT batch
            FOR UPDATE SKIP LOCKED
     ),
     claimed_deliveries AS (
         UPDATE user_alert_deliveries d
-           SET status = 'sending', attempts = d.attempts + 1
+           SET status = 'sending', attempts = d.attempts + 1,
+               claimed_at = now(), lease_expires_at = now() + coalesce(lease, interval '5 minutes')
           FROM due_deliveries due
          WHERE d.id = due.id
            AND d.status = 'queued'
-        RETURNING d.id, d.user_id, d.channel, d.attempts, d.alert_event_id, d.created_at
+        RETURNING d.id, d.user_id, d.channel, d.attempts, d.alert_event_id,
+                  coalesce(d.next_retry_at, d.created_at) AS due_at
     )
     SELECT cd.id, cd.user_id, cd.channel,
            nullif(btrim(CASE cd.channel
@@ -61,7 +68,7 @@ BEGIN
       FROM claimed_deliveries cd
       JOIN alert_events ae ON ae.id = cd.alert_event_id
       LEFT JOIN users u ON u.id = cd.user_id
-     ORDER BY cd.created_at, cd.id;
+     ORDER BY cd.due_at, cd.id;
 END;
 $$;
 COMMENT ON FUNCTION claim_deliveries(integer) IS
@@ -71,13 +78,15 @@ COMMENT ON FUNCTION claim_deliveries(integer) IS
 CREATE OR REPLACE FUNCTION count_due_deliveries(up_to integer DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
 AS $$
     SELECT count(*)
       FROM (SELECT 1
               FROM user_alert_deliveries d
              WHERE d.status = 'queued'
                AND d.delivery_kind = 'instant'
-               AND (d.next_retry_at IS NULL OR d.next_retry_at <= now())
+               AND coalesce(d.next_retry_at, d.created_at) <= now()
              LIMIT up_to) due
 $$;
 COMMENT ON FUNCTION count_due_deliveries(integer) IS

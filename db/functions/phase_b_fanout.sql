@@ -13,6 +13,8 @@
 CREATE OR REPLACE FUNCTION alerts_phase_b()
 RETURNS jsonb
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
 SET timezone = 'UTC'
 SET jit = off
 AS $$

@@ -13,7 +13,13 @@ CREATE TABLE IF NOT EXISTS alerts_config (
     spike_min_score numeric NOT NULL DEFAULT 70 CHECK (spike_min_score BETWEEN 0 AND 100),
     spike_min_rise_pct numeric NOT NULL DEFAULT 20 CHECK (spike_min_rise_pct > 0),
     spike_max_age interval NOT NULL DEFAULT '2 days' CHECK (spike_max_age > interval '0'),
-    fanout_lookback interval NOT NULL DEFAULT '7 days' CHECK (fanout_lookback > interval '0')
+    fanout_lookback interval NOT NULL DEFAULT '7 days' CHECK (fanout_lookback > interval '0'),
+    max_attempts integer NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+    retry_base interval NOT NULL DEFAULT '60 seconds' CHECK (retry_base > interval '0'),
+    retry_max interval NOT NULL DEFAULT '1 hour',
+    retry_jitter_pct numeric NOT NULL DEFAULT 20 CHECK (retry_jitter_pct BETWEEN 0 AND 100),
+    lease_duration interval NOT NULL DEFAULT '5 minutes' CHECK (lease_duration > interval '0'),
+    CONSTRAINT alerts_config_retry_max_not_below_base CHECK (retry_max >= retry_base)
 );
 INSERT INTO alerts_config DEFAULT VALUES ON CONFLICT DO NOTHING;
 
@@ -51,18 +57,31 @@ CREATE TABLE IF NOT EXISTS user_alert_deliveries (
     last_error text,
     sent_at timestamptz,
     provider_message_id text,
+    claimed_at timestamptz,
+    lease_expires_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT user_alert_deliveries_unique_key UNIQUE (alert_event_id, user_id, channel, delivery_kind),
     CONSTRAINT user_alert_deliveries_sent_has_sent_at CHECK ((status = 'sent') = (sent_at IS NOT NULL)),
     CONSTRAINT user_alert_deliveries_failed_has_error CHECK (status <> 'failed' OR last_error IS NOT NULL),
-    CONSTRAINT user_alert_deliveries_sending_was_attempted CHECK (status <> 'sending' OR attempts > 0)
+    CONSTRAINT user_alert_deliveries_sending_was_attempted CHECK (status <> 'sending' OR attempts > 0),
+    CONSTRAINT user_alert_deliveries_sending_has_lease
+        CHECK ((status = 'sending') = (lease_expires_at IS NOT NULL)),
+    CONSTRAINT user_alert_deliveries_sending_was_claimed CHECK (status <> 'sending' OR claimed_at IS NOT NULL)
 ) WITH (fillfactor = 80);
 
--- The claim queue: due instant deliveries in claim order. The index matches
--- claim_deliveries' ORDER BY, so a claim never sorts the queue.
+-- The claim queue: queued instant deliveries by the time they fall due (created_at,
+-- or next_retry_at after a transient failure). The index matches claim_deliveries'
+-- ORDER BY, so a claim never sorts the queue, and rows waiting for a retry sit
+-- past the due ones instead of being re-read by every claim.
 CREATE INDEX IF NOT EXISTS user_alert_deliveries_queued_idx
-    ON user_alert_deliveries (created_at, id)
+    ON user_alert_deliveries ((coalesce(next_retry_at, created_at)), id)
     WHERE status = 'queued' AND delivery_kind = 'instant';
+-- Claimed rows by lease expiry, for reclaim_expired_deliveries() and monitoring.
+CREATE INDEX IF NOT EXISTS user_alert_deliveries_sending_idx
+    ON user_alert_deliveries (lease_expires_at) WHERE status = 'sending';
+-- Recent permanent failures, for alerts_status().
+CREATE INDEX IF NOT EXISTS user_alert_deliveries_failed_idx
+    ON user_alert_deliveries (created_at) WHERE status = 'failed';
 -- Daily quota look-ups in Phase B: deliveries of one user and channel today.
 CREATE INDEX IF NOT EXISTS user_alert_deliveries_user_day_idx
     ON user_alert_deliveries (user_id, channel, created_at);
