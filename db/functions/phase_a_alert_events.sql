@@ -77,6 +77,7 @@ BEGIN
                   FROM risk_indices p
                  WHERE btrim(p.region) = nr.region
                    AND p.window_days = cfg.spike_window_days
+                   AND p.risk_score::numeric BETWEEN 0 AND 100
                    AND (p.calculated_at::timestamptz, p.id) < (nr.calculated_at, nr.id)
                  ORDER BY p.calculated_at DESC, p.id DESC
                  LIMIT 1
