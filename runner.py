@@ -25,7 +25,7 @@ from alerts.db import check_schema, connect
 from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
 from alerts.history import recorded
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
-from alerts.senders import build_sender
+from alerts.senders import build_sender, channels
 from alerts.status import status_report
 
 log = logging.getLogger("alerts")
@@ -51,11 +51,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--migrate", action="store_true", help="deploy the schema (db/migrations) first")
     parser.add_argument("--status", action="store_true",
                         help="print queue health as JSON; exit 1 when a threshold is crossed")
+    parser.add_argument("--preflight", action="store_true",
+                        help="check the database, the schema and each channel's settings; send nothing")
     parser.add_argument("--prune", action="store_true",
                         help="delete sent/skipped deliveries and finished runs older than ALERTS_RETENTION_DAYS")
     args = parser.parse_args(argv)
-    if not (args.phase or args.migrate or args.status or args.prune):
-        parser.error("nothing to do: give --phase a|b|c|all, --migrate, --status or --prune")
+    if not (args.phase or args.migrate or args.status or args.prune or args.preflight):
+        parser.error("nothing to do: give --phase a|b|c|all, --migrate, --status, --prune or --preflight")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
         parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
     return args
@@ -97,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     phases = PHASE_ORDER[args.phase] if args.phase else []
     sender = build_sender(os.environ.get("ALERTS_SENDER")) if "c" in phases and not args.dry_run else None
 
+    if args.preflight:
+        return preflight(url)
     with connect(url) as conn:
         if args.migrate:
             emit(migrate.deploy(conn, dry_run=args.dry_run))
@@ -113,15 +117,32 @@ def run(args: argparse.Namespace) -> int:
             if phase == "c":
                 assert sender is not None
                 try:
-                    emit(recorded(url, conn, "c", lambda: run_phase_c(url, sender, batch_size, max_send)))
+                    counts = recorded(url, conn, "c", lambda: run_phase_c(url, sender, batch_size, max_send))
                 finally:
                     sender.close()
+                emit(counts)
+                if counts.get("channels_not_configured"):
+                    raise AlertsError(f"deliveries stay queued for channels with no provider: "
+                                      f"{counts['channels_not_configured']} (see runner.py --preflight)")
             else:
                 emit(recorded(url, conn, phase, lambda phase=phase: run_sql_phase(conn, phase)))
         if args.status:
             report = status_report(conn, int_env)
             emit(report)
             return EXIT_OK if report["healthy"] else EXIT_FAILURE
+    return EXIT_OK
+
+
+def preflight(url: str) -> int:
+    """Database reachable, schema deployed, every channel's settings well-formed; nothing sent."""
+    report: dict[str, object] = {"preflight": "ok", "sender": os.environ.get("ALERTS_SENDER") or "providers",
+                                 "channels": channels.check_config(os.environ)}
+    with connect(url) as conn:
+        check_schema(conn)
+        row = conn.execute("SELECT current_database(), current_setting('server_version')").fetchone()
+        report["database"], report["server_version"] = row if row else (None, None)
+    build_sender(os.environ.get("ALERTS_SENDER"))  # the same checks a real phase C makes
+    emit(report)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.render import render
 from alerts.secrets import mask_text
 from alerts.senders.base import Outcome, Sender, SendResult
+from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
 
 log = logging.getLogger("alerts")
 
@@ -28,8 +29,8 @@ def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
     return counts
 
 
-def count_due(conn: psycopg.Connection, up_to: int) -> int:
-    return _scalar(conn, "SELECT count_due_deliveries(%s)", [up_to])
+def count_due(conn: psycopg.Connection, up_to: int | None, channels: list[str] | None = None) -> int:
+    return _scalar(conn, "SELECT count_due_deliveries(%s, %s)", [up_to, channels])
 
 
 def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str, object]]:
@@ -72,6 +73,8 @@ class DeliveryCounts:
     batches: int = 0
     stopped_early: bool = False
     errors_by_channel: dict[str, int] = field(default_factory=dict)
+    channels_not_configured: dict[str, int] = field(default_factory=dict)
+    channels_held: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,12 +100,15 @@ def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dic
 
 
 def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int) -> DeliveryCounts:
+    """Claim, send and record until nothing sendable is due or max_send rows were claimed.
+    Only the channels the sender can serve now are claimed; the others stay queued."""
     counts = DeliveryCounts()
-    while counts.claimed < max_send:
-        rows = conn.execute("SELECT * FROM claim_deliveries(%s)",
-                            [min(batch_size, max_send - counts.claimed)]).fetchall()
+    channels = sendable_channels(sender)
+    while counts.claimed < max_send and (channels is None or channels):
+        rows = conn.execute("SELECT * FROM claim_deliveries(%s, %s)",
+                            [min(batch_size, max_send - counts.claimed), channels]).fetchall()
         if not rows:
-            return counts
+            break
         counts.claimed += len(rows)
         counts.batches += 1
         outcomes = BatchOutcomes(unsent=[int(r["delivery_id"]) for r in rows])
@@ -110,12 +116,35 @@ def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send:
             send_batch(sender, rows, outcomes, counts)
         finally:
             record(conn, outcomes, counts)
-    counts.stopped_early = count_due(conn, 1) > 0
+        channels = sendable_channels(sender)
+    counts.stopped_early = counts.claimed >= max_send and count_due(conn, 1, channels) > 0
+    report_unserved_channels(conn, sender, counts)
     return counts
 
 
+def sendable_channels(sender: Sender) -> list[str] | None:
+    """The channels worth claiming now; None when the sender serves every channel."""
+    available = getattr(sender, "available_channels", None)
+    return sorted(available()) if available else None
+
+
+def report_unserved_channels(conn: psycopg.Connection, sender: Sender, counts: DeliveryCounts) -> None:
+    """Count what stays queued because its channel has no sender, or is held by its provider."""
+    configured = getattr(sender, "configured_channels", None)
+    if configured is None:
+        return
+    for channel in CHANNELS:
+        due = count_due(conn, None, [channel])
+        if due and channel not in configured():
+            counts.channels_not_configured[channel] = due
+            log.error("%s %s deliveries stay queued: %s", due, channel, ChannelNotConfigured(channel))
+        elif due and channel not in (sendable_channels(sender) or CHANNELS):
+            counts.channels_held[channel] = due
+
+
 def send_batch(sender: Sender, rows: list[dict], outcomes: BatchOutcomes, counts: DeliveryCounts) -> None:
-    """Send each row; a row leaves outcomes.unsent only once its result is known."""
+    """Send each row; a row leaves outcomes.unsent only once its result is known.
+    A row whose channel cannot be served now stays unsent and is released untouched."""
     for row in rows:
         delivery_id = int(row["delivery_id"])
         problem = destination_problem(row["channel"], row["destination"])
@@ -124,6 +153,8 @@ def send_batch(sender: Sender, rows: list[dict], outcomes: BatchOutcomes, counts
         else:
             try:
                 result = sender.send(render(row))
+            except ChannelUnavailable:
+                continue
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
             _file_result(outcomes, delivery_id, result, row["channel"], counts)

@@ -94,7 +94,7 @@ SELECT has_function('alerts_phase_a', ARRAY[]::text[], 'alerts_phase_a() exists'
 SELECT has_function('alerts_phase_b', ARRAY[]::text[], 'alerts_phase_b() exists');
 SELECT has_function('alerts_analyze_if_stale', ARRAY[]::text[], 'alerts_analyze_if_stale() exists');
 SELECT has_function('claim_deliveries', ARRAY['integer'], 'claim_deliveries(integer) exists');
-SELECT has_function('count_due_deliveries', ARRAY['integer'], 'count_due_deliveries(integer) exists');
+SELECT has_function('count_due_deliveries', ARRAY['integer', 'text[]'], 'count_due_deliveries(integer, text[]) exists');
 SELECT has_function('mark_deliveries_sent', ARRAY['bigint[]', 'text[]'], 'mark_deliveries_sent(bigint[], text[]) exists');
 SELECT has_function('mark_deliveries_failed', ARRAY['bigint[]', 'text[]'], 'mark_deliveries_failed(bigint[], text[]) exists');
 SELECT has_function('mark_deliveries_skipped', ARRAY['bigint[]', 'text[]'], 'mark_deliveries_skipped(bigint[], text[]) exists');
@@ -128,7 +128,7 @@ SELECT isnt(obj_description(to_regprocedure('alerts_analyze_if_stale()'), 'pg_pr
             'alerts_analyze_if_stale has a COMMENT');
 SELECT isnt(obj_description(to_regprocedure('claim_deliveries(integer)'), 'pg_proc'), NULL,
             'claim_deliveries has a COMMENT');
-SELECT isnt(obj_description(to_regprocedure('count_due_deliveries(integer)'), 'pg_proc'), NULL,
+SELECT isnt(obj_description(to_regprocedure('count_due_deliveries(integer, text[])'), 'pg_proc'), NULL,
             'count_due_deliveries has a COMMENT');
 SELECT isnt(obj_description(to_regprocedure('mark_deliveries_sent(bigint[],text[])'), 'pg_proc'), NULL,
             'mark_deliveries_sent has a COMMENT');

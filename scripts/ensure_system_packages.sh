@@ -4,12 +4,13 @@
 set -euo pipefail
 pg_major=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -n 1)
 pg_major=${pg_major:-15}
-packages=(sqitch libdbd-pg-perl "postgresql-${pg_major}-pgtap" libtap-parser-sourcehandler-pgtap-perl postgresql-client)
+packages=(sqitch libdbd-pg-perl "postgresql-${pg_major}-pgtap" libtap-parser-sourcehandler-pgtap-perl postgresql-client openssl)
 
 missing=0
 command -v sqitch >/dev/null || missing=1
 command -v pg_prove >/dev/null || missing=1
 command -v psql >/dev/null || missing=1
+command -v openssl >/dev/null || missing=1
 ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || missing=1
 [ "$missing" = 0 ] && exit 0
 

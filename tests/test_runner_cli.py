@@ -90,5 +90,5 @@ def test_unset_sender_is_a_loud_error_that_claims_nothing(conn, db_url):
     seed.population(conn, users=2, events=1)
     conn.execute("SELECT alerts_phase_a()")
     conn.execute("SELECT alerts_phase_b()")
-    _assert_one_line_error(run_runner(db_url, "--phase", "c"), 2, "ALERTS_SENDER is not set")
+    _assert_one_line_error(run_runner(db_url, "--phase", "c"), 2, "no provider is configured")
     assert conn.execute("SELECT count(*) FROM user_alert_deliveries WHERE status = 'queued'").fetchone() == (2,)

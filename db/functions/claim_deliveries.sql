@@ -1,6 +1,8 @@
 -- Claims due instant deliveries for a sender. Safe under any number of
 -- concurrent callers: FOR UPDATE SKIP LOCKED hands each row to one caller only.
-CREATE OR REPLACE FUNCTION claim_deliveries(batch integer)
+-- claim_deliveries(batch, channels) claims only the listed channels (NULL: all), so a
+-- runner never claims rows for a channel it cannot send on right now.
+CREATE OR REPLACE FUNCTION claim_deliveries(batch integer, channels text[])
 RETURNS TABLE (
     delivery_id bigint,
     user_id bigint,
@@ -43,6 +45,7 @@ BEGIN
          WHERE d.status = 'queued'
            AND d.delivery_kind = 'instant'
            AND coalesce(d.next_retry_at, d.created_at) <= now()
+           AND (channels IS NULL OR d.channel = ANY (channels))
          ORDER BY coalesce(d.next_retry_at, d.created_at), d.id
          LIMIT batch
            FOR UPDATE SKIP LOCKED
@@ -71,11 +74,37 @@ BEGIN
      ORDER BY cd.due_at, cd.id;
 END;
 $$;
+COMMENT ON FUNCTION claim_deliveries(integer, text[]) IS
+    'Claims up to batch due instant deliveries of the given channels (NULL: every channel); otherwise as claim_deliveries(batch). Example: SELECT * FROM claim_deliveries(10, ARRAY[''email'']);';
+
+CREATE OR REPLACE FUNCTION claim_deliveries(batch integer)
+RETURNS TABLE (
+    delivery_id bigint,
+    user_id bigint,
+    channel text,
+    destination text,
+    attempts integer,
+    alert_event_id bigint,
+    alert_type text,
+    severity integer,
+    scope_region text,
+    scope_assets text[],
+    headline text,
+    body text,
+    event_created_at timestamptz
+)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+-- Guarantees and lock: those of claim_deliveries(batch, channels), over every channel.
+    SELECT * FROM claim_deliveries(batch, NULL::text[])
+$$;
 COMMENT ON FUNCTION claim_deliveries(integer) IS
     'Claims up to batch due instant deliveries (FOR UPDATE SKIP LOCKED), marks them sending with attempts + 1, and returns what a sender needs. Record the outcome with mark_deliveries_sent/failed/skipped or requeue_deliveries. Example: SELECT * FROM claim_deliveries(10);';
 
 -- What a claim would take now, without taking it: for dry runs and monitors.
-CREATE OR REPLACE FUNCTION count_due_deliveries(up_to integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION count_due_deliveries(up_to integer DEFAULT NULL, channels text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql STABLE
 SECURITY DEFINER
@@ -87,7 +116,8 @@ AS $$
              WHERE d.status = 'queued'
                AND d.delivery_kind = 'instant'
                AND coalesce(d.next_retry_at, d.created_at) <= now()
+               AND (channels IS NULL OR d.channel = ANY (channels))
              LIMIT up_to) due
 $$;
-COMMENT ON FUNCTION count_due_deliveries(integer) IS
-    'Counts the deliveries claim_deliveries would hand out now, stopping at up_to (NULL: no limit). Changes nothing. Example: SELECT count_due_deliveries(1000);';
+COMMENT ON FUNCTION count_due_deliveries(integer, text[]) IS
+    'Counts the deliveries claim_deliveries would hand out now, of the given channels (NULL: all), stopping at up_to (NULL: no limit). Changes nothing. Example: SELECT count_due_deliveries(1000);';

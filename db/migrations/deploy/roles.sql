@@ -24,7 +24,7 @@ $$;
 -- PostgreSQL lets PUBLIC execute every new function: take that back for all of ours.
 REVOKE ALL ON FUNCTION
     alerts_phase_a(), alerts_phase_b(), alerts_analyze_if_stale(),
-    claim_deliveries(integer), count_due_deliveries(integer),
+    claim_deliveries(integer), claim_deliveries(integer, text[]), count_due_deliveries(integer, text[]),
     mark_deliveries_sent(bigint[], text[]), mark_deliveries_failed(bigint[], text[]),
     mark_deliveries_skipped(bigint[], text[]), requeue_deliveries(bigint[], text[]),
     release_deliveries(bigint[]), reclaim_expired_deliveries(), alerts_retry_delay(integer),
@@ -35,7 +35,7 @@ FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO alerts_runner, alerts_readonly;
 GRANT EXECUTE ON FUNCTION
     alerts_phase_a(), alerts_phase_b(),
-    claim_deliveries(integer), count_due_deliveries(integer),
+    claim_deliveries(integer), claim_deliveries(integer, text[]), count_due_deliveries(integer, text[]),
     mark_deliveries_sent(bigint[], text[]), mark_deliveries_failed(bigint[], text[]),
     mark_deliveries_skipped(bigint[], text[]), requeue_deliveries(bigint[], text[]),
     release_deliveries(bigint[]), reclaim_expired_deliveries(), alerts_retry_delay(integer),
@@ -44,5 +44,5 @@ GRANT EXECUTE ON FUNCTION
 TO alerts_runner;
 
 GRANT SELECT ON alert_events, user_alert_deliveries, alerts_runs, alerts_config TO alerts_readonly;
-GRANT EXECUTE ON FUNCTION alerts_status(), count_due_deliveries(integer) TO alerts_readonly;
+GRANT EXECUTE ON FUNCTION alerts_status(), count_due_deliveries(integer, text[]) TO alerts_readonly;
 COMMIT;
