@@ -411,14 +411,31 @@ def _remove(layout: Layout) -> None:
             time.sleep(0.2 * attempt)
 
 
-@contextmanager
-def embedded_server(*, bindir: Path | str | None = None, source: str | None = None,
-                      timeout: float = 60) -> Iterator[str]:
-    """Start a throwaway server and yield its URL, postgresql://postgres@127.0.0.1:PORT/postgres.
+@dataclass
+class EmbeddedServer:
+    """A running throwaway server: its URL, and a restart for fault tests."""
 
-    The server is stopped and its directory removed when the block exits, also on error.
-    bindir and source default to ALERTS_EMBEDDED_PG_BINDIR and ALERTS_EMBEDDED_PG (auto).
-    """
+    url: str
+    port: int
+    bindir: Path
+    layout: Layout
+    account: Account | None
+
+    def restart(self, timeout: float = 60) -> None:
+        """pg_ctl restart -m fast on the same port: every open connection is cut."""
+        result = run_tool(self.account, [str(self.bindir / "pg_ctl"), "restart", "-D", str(self.layout.data),
+                                         "-l", str(self.layout.logfile), "-m", "fast", "-o", f"-p {self.port}",
+                                         "-w", "-t", str(int(timeout))], self.layout.root, timeout + 10)
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(f"PostgreSQL did not restart: {_server_log_error(self.layout)}")
+
+
+@contextmanager
+def embedded_cluster(*, bindir: Path | str | None = None, source: str | None = None,
+                     timeout: float = 60) -> Iterator[EmbeddedServer]:
+    """Start a throwaway server and yield it; it is stopped and its directory removed when the
+    block exits, also on error. bindir and source default to ALERTS_EMBEDDED_PG_BINDIR and
+    ALERTS_EMBEDDED_PG (auto)."""
     explicit = bindir or os.environ.get("ALERTS_EMBEDDED_PG_BINDIR", "").strip() or None
     chosen = source or os.environ.get("ALERTS_EMBEDDED_PG", "").strip() or "auto"
     binaries = find_binaries(chosen, Path(explicit) if explicit else None)
@@ -433,11 +450,20 @@ def embedded_server(*, bindir: Path | str | None = None, source: str | None = No
             log.info("embedded PostgreSQL %s (%s, %s%s) on 127.0.0.1:%s, started in %.1fs",
                      binaries.version, binaries.origin, usable, f", as user {account.name}" if account else "",
                      port, time.monotonic() - started)
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield EmbeddedServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", port, usable, layout, account)
         finally:
             stop_server(usable, layout, account)
     finally:
         _remove(layout)
+
+
+@contextmanager
+def embedded_server(*, bindir: Path | str | None = None, source: str | None = None,
+                    timeout: float = 60) -> Iterator[str]:
+    """Start a throwaway server and yield its URL, postgresql://postgres@127.0.0.1:PORT/postgres.
+    The server is stopped and its directory removed when the block exits, also on error."""
+    with embedded_cluster(bindir=bindir, source=source, timeout=timeout) as server:
+        yield server.url
 
 
 def _unique(paths: list[Path]) -> list[Path]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class FileOutboxSender:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._regular_file = stat.S_ISREG(os.fstat(self._fd).st_mode)  # a FIFO or /dev/stdout has no fsync
 
     def send(self, message: OutgoingMessage) -> SendResult:
         record = {
@@ -40,7 +42,8 @@ class FileOutboxSender:
         return SendResult.sent(f"file:{message.delivery_id}:{message.attempt}")
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        if self._regular_file:
+            os.fsync(self._fd)
 
     def close(self) -> None:
         os.close(self._fd)
