@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Alerts v2 runner: calls the pipeline's stored functions and sends Phase C's messages.
 
-    python runner.py --phase a|b|c|all [--dry-run] [--batch-size N]
+    python runner.py --phase a|b|c|d|all [--dry-run] [--batch-size N]
     python runner.py --migrate [--dry-run]
     python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
@@ -30,7 +30,7 @@ from alerts.status import status_report
 
 log = logging.getLogger("alerts")
 
-PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "all": ["a", "b", "c"]}
+PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "d": ["d"], "all": ["a", "b", "d", "c"]}
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_SEND = 1000
 DEFAULT_RETENTION_DAYS = 90
@@ -43,7 +43,7 @@ class Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = Parser(description="Run the Alerts v2 pipeline phases against DATABASE_URL.")
-    parser.add_argument("--phase", choices=sorted(PHASE_ORDER), help="which phase to run; all = A, B, then C")
+    parser.add_argument("--phase", choices=sorted(PHASE_ORDER), help="which phase to run; all = A, B, D, then C")
     parser.add_argument("--dry-run", action="store_true",
                         help="change nothing, send nothing; report what a real run would do")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -57,7 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="delete sent/skipped deliveries and finished runs older than ALERTS_RETENTION_DAYS")
     args = parser.parse_args(argv)
     if not (args.phase or args.migrate or args.status or args.prune or args.preflight):
-        parser.error("nothing to do: give --phase a|b|c|all, --migrate, --status, --prune or --preflight")
+        parser.error("nothing to do: give --phase a|b|c|d|all, --migrate, --status, --prune or --preflight")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
         parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
     return args

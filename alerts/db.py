@@ -23,6 +23,11 @@ REQUIRED_FUNCTIONS = (
     "alerts_run_finished(bigint,text,jsonb,text)",
     "alerts_status()",
     "alerts_prune(interval,integer)",
+    "alerts_phase_d()",
+    "claim_digests(integer,text[])",
+    "count_due_digests(integer,text[])",
+    "record_digest_outcomes(text,bigint[],text[])",
+    "reclaim_expired_digests()",
 )
 
 

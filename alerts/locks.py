@@ -6,6 +6,7 @@ PHASE_LOCK_NAMES = {
     "a": "alerts_v2_phase_a",
     "b": "alerts_v2_phase_b",
     "c": "alerts_v2_phase_c",
+    "d": "alerts_v2_phase_d",
 }
 MIGRATE_LOCK_NAME = "alerts_v2_migrate"
 

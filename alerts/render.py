@@ -1,4 +1,4 @@
-"""Turns a claimed delivery into the message a sender transmits."""
+"""Turns a claimed delivery or digest into the message a sender transmits."""
 
 from dataclasses import dataclass
 
@@ -22,6 +22,8 @@ class OutgoingMessage:
     assets: tuple[str, ...]
     headline: str
     event_body: str
+    kind: str = "delivery"  # or "digest": delivery_id is then the digest's id
+    member_ids: tuple[int, ...] = ()  # a digest's deliveries
 
 
 def render(row: dict[str, object]) -> OutgoingMessage:
@@ -47,4 +49,33 @@ def render(row: dict[str, object]) -> OutgoingMessage:
         assets=assets,
         headline=headline,
         event_body=str(row["body"]),
+    )
+
+
+def render_digest(row: dict[str, object]) -> OutgoingMessage:
+    """One message listing a digest's events, most severe first, for a row of claim_digests()."""
+    items: list[dict] = list(row["items"])  # type: ignore[call-overload]
+    period = "hourly" if row["period"] == "hourly" else "daily"
+    window = row["window_start"].strftime("%Y-%m-%d %H:%M UTC" if period == "hourly" else "%Y-%m-%d")  # type: ignore[attr-defined]
+    headline = f"Your {period} alert digest for {window}: {len(items)} alert{'s' if len(items) != 1 else ''}"
+    lines = [f"- [{item['severity']}/5] {item['headline']} ({item['region']})" for item in items]
+    event_body = "\n".join(lines)
+    regions = sorted({str(item["region"]) for item in items})
+    return OutgoingMessage(
+        delivery_id=int(row["digest_id"]),  # type: ignore[call-overload]
+        user_id=int(row["user_id"]),  # type: ignore[call-overload]
+        channel=str(row["channel"]),
+        destination=str(row["destination"]),
+        subject=headline,
+        body=f"{headline}\n\n{event_body}\n",
+        alert_event_id=0,
+        attempt=int(row["attempts"]),  # type: ignore[call-overload]
+        alert_type="DIGEST",
+        severity=max((int(item["severity"]) for item in items), default=1),
+        region=", ".join(regions),
+        assets=(),
+        headline=headline,
+        event_body=event_body,
+        kind="digest",
+        member_ids=tuple(int(item["delivery_id"]) for item in items),
     )

@@ -16,6 +16,7 @@ ALERT_TYPE_LABELS = {
     "HIGH_IMPACT_EVENT": "High-impact event",
     "REGIONAL_RISK_SPIKE": "Regional risk spike",
     "ASSET_RISK_SPIKE": "Asset risk spike",
+    "DIGEST": "Alert digest",
 }
 
 SUBJECT_MAX_CHARS = 200
@@ -36,7 +37,7 @@ Severity: $severity/5
 Scope: $scope
 
 You receive this message because of your Alerts v2 preferences.
-Reference: delivery $delivery_id
+Reference: $reference
 """)
 
 EMAIL_HTML = Template("""\
@@ -53,7 +54,7 @@ $body_html
 <tr><td style="padding: 2px 12px 2px 0; color: #666;">Scope</td><td>$scope</td></tr>
 </table>
 <p style="color: #999; font-size: 12px; margin-top: 24px;">You receive this message because of your
-Alerts v2 preferences. Reference: delivery $delivery_id</p>
+Alerts v2 preferences. Reference: $reference</p>
 </body>
 </html>
 """)
@@ -103,7 +104,7 @@ def email_text(message: OutgoingMessage) -> str:
         label=alert_label(message.alert_type),
         severity=message.severity,
         scope=scope_text(message),
-        delivery_id=message.delivery_id,
+        reference=f"{message.kind} {message.delivery_id}",
     )
 
 
@@ -124,13 +125,13 @@ def email_html(message: OutgoingMessage) -> str:
         label=escape(alert_label(message.alert_type)),
         severity=int(message.severity),
         scope=escape(scope_text(message)),
-        delivery_id=int(message.delivery_id),
+        reference=f"{escape(message.kind)} {int(message.delivery_id)}",
     )
 
 
-def email_message_id(delivery_id: int, domain: str) -> str:
-    """Stable per delivery, so a repeated send of the same row is recognisable downstream."""
-    return f"<alerts-v2-delivery-{int(delivery_id)}@{domain}>"
+def email_message_id(delivery_id: int, domain: str, kind: str = "delivery") -> str:
+    """Stable per delivery (or digest), so a repeated send of the same row is recognisable downstream."""
+    return f"<alerts-v2-{'digest' if kind == 'digest' else 'delivery'}-{int(delivery_id)}@{domain}>"
 
 
 def telegram_html(message: OutgoingMessage) -> str:

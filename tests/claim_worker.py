@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from alerts.phases import deliver
+from alerts.delivery import deliver
 from alerts.senders.file_outbox import FileOutboxSender
 
 

@@ -83,7 +83,7 @@ def test_every_run_is_recorded_and_dry_runs_are_not(conn, db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     runs = conn.execute("SELECT phase, status, counts ->> 'phase', finished_at >= started_at "
                         "FROM alerts_runs ORDER BY id").fetchall()
-    assert runs == [("a", "ok", "a", True), ("b", "ok", "b", True), ("c", "ok", "c", True)]
+    assert runs == [("a", "ok", "a", True), ("b", "ok", "b", True), ("d", "ok", "d", True), ("c", "ok", "c", True)]
 
 
 def test_a_failed_run_is_recorded_with_its_error(conn, db_url):

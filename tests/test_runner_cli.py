@@ -54,9 +54,9 @@ def test_dry_run_reports_real_counts_and_changes_nothing(conn, db_url, tmp_path)
     outbox = tmp_path / "outbox.jsonl"
     result = run_runner(db_url, "--phase", "all", "--dry-run", env={"ALERTS_SENDER": f"file:{outbox}"})
     assert result.returncode == 0, result.stderr
-    a, b, c = (json.loads(line) for line in result.stdout.splitlines())
-    assert (a["created"], b["deliveries_created"], c["would_send"]) == (3, 12, 12)
-    assert all(counts["dry_run"] is True for counts in (a, b, c))
+    a, b, d, c = (json.loads(line) for line in result.stdout.splitlines())
+    assert (a["created"], b["deliveries_created"], d["digests_created"], c["would_send"]) == (3, 12, 0, 12)
+    assert all(counts["dry_run"] is True for counts in (a, b, d, c))
     assert conn.execute("SELECT (SELECT count(*) FROM alert_events) + "
                         "(SELECT count(*) FROM user_alert_deliveries)").fetchone() == (0,)
     assert not outbox.exists()
@@ -77,13 +77,13 @@ def test_dry_run_migrate_deploys_nothing(empty_db_url):
     _assert_one_line_error(run_runner(empty_db_url, "--phase", "a"), 1, "schema is not deployed")
 
 
-def test_all_runs_a_then_b_then_c(conn, db_url, tmp_path):
+def test_all_runs_a_then_b_then_d_then_c(conn, db_url, tmp_path):
     seed.population(conn, users=2, events=2)
     result = run_runner(db_url, "--phase", "all", env={"ALERTS_SENDER": f"file:{tmp_path / 'o.jsonl'}"})
     assert result.returncode == 0, result.stderr
     phases = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [p["phase"] for p in phases] == ["a", "b", "c"]
-    assert phases[2]["sent"] == 4
+    assert [p["phase"] for p in phases] == ["a", "b", "d", "c"]
+    assert phases[3]["sent"] == 4
 
 
 def test_unset_sender_is_a_loud_error_that_claims_nothing(conn, db_url):

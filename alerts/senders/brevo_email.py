@@ -86,7 +86,7 @@ def request_body(message: OutgoingMessage, email_from: EmailFrom) -> dict[str, o
         "subject": templates.email_subject(message),
         "htmlContent": templates.email_html(message),
         "textContent": templates.email_text(message),
-        "headers": {"Message-ID": templates.email_message_id(message.delivery_id, email_from.domain)},
+        "headers": {"Message-ID": templates.email_message_id(message.delivery_id, email_from.domain, message.kind)},
     }
 
 
@@ -142,7 +142,7 @@ class BrevoEmailSender:
         body = json_object(response)
         if 200 <= status < 300:
             message_id = body.get("messageId") or templates.email_message_id(
-                message.delivery_id, self.config.email_from.domain)
+                message.delivery_id, self.config.email_from.domain, message.kind)
             return SendResult.sent(str(message_id))
         detail = f"Brevo {status} {body.get('code', '')}: {body.get('message', response.reason_phrase)}"
         if status == 429:

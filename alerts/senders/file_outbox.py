@@ -27,7 +27,8 @@ class FileOutboxSender:
 
     def send(self, message: OutgoingMessage) -> SendResult:
         record = {
-            "delivery_id": message.delivery_id,
+            "kind": message.kind,
+            "delivery_id": message.delivery_id if message.kind == "delivery" else None,
             "channel": message.channel,
             "destination": message.destination,
             "subject": message.subject,
@@ -37,9 +38,11 @@ class FileOutboxSender:
             "attempt": message.attempt,
             "written_at": datetime.now(UTC).isoformat(),
         }
+        if message.kind == "digest":
+            record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         os.write(self._fd, line)
-        return SendResult.sent(f"file:{message.delivery_id}:{message.attempt}")
+        return SendResult.sent(f"file:{message.kind}:{message.delivery_id}:{message.attempt}")
 
     def flush(self) -> None:
         if self._regular_file:

@@ -186,7 +186,7 @@ def build_email(message: OutgoingMessage, email_from: EmailFrom) -> EmailMessage
     email["From"] = email_from.header()
     email["To"] = message.destination
     email["Date"] = format_datetime(datetime.now(UTC))
-    email["Message-ID"] = templates.email_message_id(message.delivery_id, email_from.domain)
+    email["Message-ID"] = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
     email.set_content(templates.email_text(message))
     email.add_alternative(templates.email_html(message), subtype="html")

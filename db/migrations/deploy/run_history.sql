@@ -5,7 +5,7 @@ SET LOCAL lock_timeout = '5s';
 
 CREATE TABLE IF NOT EXISTS alerts_runs (
     id bigserial PRIMARY KEY,
-    phase text NOT NULL CHECK (phase IN ('a', 'b', 'c')),
+    phase text NOT NULL CHECK (phase IN ('a', 'b', 'c', 'd')),
     status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok', 'skipped', 'failed')),
     started_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,

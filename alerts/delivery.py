@@ -1,0 +1,207 @@
+"""Phase C: claim, send and record, for instant deliveries and for digests alike.
+
+A Queue names the stored functions of one kind of sendable row; deliver() runs the same
+claim -> send -> record loop over each. Every claimed row ends the batch with exactly one
+recorded outcome; a row that was never handed to a provider is released with its attempt.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from alerts.db import one_line
+from alerts.destinations import destination_problem
+from alerts.render import OutgoingMessage, render, render_digest
+from alerts.secrets import mask_text
+from alerts.senders.base import Outcome, Sender, SendResult
+from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
+
+log = logging.getLogger("alerts")
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The SQL of one kind of sendable row; every call takes (ids, details) except release."""
+
+    id_column: str
+    claim: str
+    count_due: str
+    render: Callable[[dict], OutgoingMessage]
+    mark_sent: str
+    mark_failed: str
+    mark_skipped: str
+    requeue: str
+    release: str
+
+
+DELIVERIES = Queue(
+    id_column="delivery_id",
+    claim="SELECT * FROM claim_deliveries(%s, %s)",
+    count_due="SELECT count_due_deliveries(%s, %s)",
+    render=render,
+    mark_sent="SELECT mark_deliveries_sent(%s, %s)",
+    mark_failed="SELECT mark_deliveries_failed(%s, %s)",
+    mark_skipped="SELECT mark_deliveries_skipped(%s, %s)",
+    requeue="SELECT requeue_deliveries(%s, %s)",
+    release="SELECT release_deliveries(%s)",
+)
+DIGESTS = Queue(
+    id_column="digest_id",
+    claim="SELECT * FROM claim_digests(%s, %s)",
+    count_due="SELECT count_due_digests(%s, %s)",
+    render=render_digest,
+    mark_sent="SELECT record_digest_outcomes('sent', %s, %s)",
+    mark_failed="SELECT record_digest_outcomes('failed', %s, %s)",
+    mark_skipped="SELECT record_digest_outcomes('skipped', %s, %s)",
+    requeue="SELECT record_digest_outcomes('requeue', %s, %s)",
+    release="SELECT record_digest_outcomes('release', %s)",
+)
+QUEUES = (DELIVERIES, DIGESTS)
+
+
+@dataclass
+class DeliveryCounts:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    requeued: int = 0
+    deliveries_skipped: int = 0
+    released: int = 0
+    batches: int = 0
+    digests_sent: int = 0
+    stopped_early: bool = False
+    errors_by_channel: dict[str, int] = field(default_factory=dict)
+    channels_not_configured: dict[str, int] = field(default_factory=dict)
+    channels_held: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class BatchOutcomes:
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    requeued: list[tuple[int, str]] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)
+
+
+def count_due(conn: psycopg.Connection, up_to: int | None, channels: list[str] | None = None) -> int:
+    """Instant deliveries plus digests that a claim would hand out now."""
+    return sum(_scalar(conn, queue.count_due, [up_to, channels]) for queue in QUEUES)
+
+
+def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int) -> DeliveryCounts:
+    """Instant deliveries first, then digests, until nothing sendable is due or max_send rows
+    were claimed. Only the channels the sender can serve now are claimed; the rest stay queued."""
+    counts = DeliveryCounts()
+    for queue in QUEUES:
+        drain(conn, queue, sender, batch_size, max_send, counts)
+    channels = sendable_channels(sender)
+    counts.stopped_early = counts.claimed >= max_send and count_due(conn, 1, channels) > 0
+    report_unserved_channels(conn, sender, counts)
+    return counts
+
+
+def drain(conn: psycopg.Connection, queue: Queue, sender: Sender, batch_size: int, max_send: int,
+          counts: DeliveryCounts) -> None:
+    channels = sendable_channels(sender)
+    while counts.claimed < max_send and (channels is None or channels):
+        rows = conn.execute(queue.claim, [min(batch_size, max_send - counts.claimed), channels]).fetchall()
+        if not rows:
+            return
+        counts.claimed += len(rows)
+        counts.batches += 1
+        outcomes = BatchOutcomes(unsent=[int(r[queue.id_column]) for r in rows])
+        try:
+            send_batch(queue, sender, rows, outcomes, counts)
+        finally:
+            record(conn, queue, outcomes, counts)
+        channels = sendable_channels(sender)
+
+
+def sendable_channels(sender: Sender) -> list[str] | None:
+    """The channels worth claiming now; None when the sender serves every channel."""
+    available = getattr(sender, "available_channels", None)
+    return sorted(available()) if available else None
+
+
+def report_unserved_channels(conn: psycopg.Connection, sender: Sender, counts: DeliveryCounts) -> None:
+    """Count what stays queued because its channel has no sender, or is held by its provider."""
+    configured = getattr(sender, "configured_channels", None)
+    if configured is None:
+        return
+    for channel in CHANNELS:
+        due = count_due(conn, None, [channel])
+        if due and channel not in configured():
+            counts.channels_not_configured[channel] = due
+            log.error("%s %s messages stay queued: %s", due, channel, ChannelNotConfigured(channel))
+        elif due and channel not in (sendable_channels(sender) or CHANNELS):
+            counts.channels_held[channel] = due
+
+
+def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOutcomes,
+               counts: DeliveryCounts) -> None:
+    """Send each row; a row leaves outcomes.unsent only once its result is known.
+    A row whose channel cannot be served now stays unsent and is released untouched."""
+    for row in rows:
+        row_id = int(row[queue.id_column])
+        problem = destination_problem(row["channel"], row["destination"])
+        if problem:
+            outcomes.skipped.append((row_id, problem))
+        elif row.get("items") == []:
+            outcomes.skipped.append((row_id, "digest has no queued member left"))
+        else:
+            try:
+                result = sender.send(queue.render(row))
+            except ChannelUnavailable:
+                continue
+            except Exception as error:  # a sender bug must not lose the batch
+                result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
+            _file_result(outcomes, row_id, result, row["channel"], counts)
+        outcomes.unsent.remove(row_id)
+    try:
+        sender.flush()
+    except Exception as error:
+        log.error("sender %s could not make the batch durable: %s", sender.name, one_line(error))
+        outcomes.requeued.extend((i, f"flush failed: {one_line(error)}") for i, _ in outcomes.sent)
+        outcomes.sent.clear()
+
+
+def _file_result(outcomes: BatchOutcomes, row_id: int, result: SendResult, channel: str,
+                 counts: DeliveryCounts) -> None:
+    if result.outcome is Outcome.SENT:
+        outcomes.sent.append((row_id, result.provider_message_id or ""))
+        return
+    error = mask_text(result.error or "no reason given")
+    counts.errors_by_channel[channel] = counts.errors_by_channel.get(channel, 0) + 1
+    if result.outcome is Outcome.PERMANENT:
+        outcomes.failed.append((row_id, error))
+    else:
+        outcomes.requeued.append((row_id, error))
+
+
+def record(conn: psycopg.Connection, queue: Queue, outcomes: BatchOutcomes, counts: DeliveryCounts) -> None:
+    """Write the batch's outcomes; each function changes only rows still 'sending'."""
+    calls = (
+        (queue.mark_sent, outcomes.sent, "sent"),
+        (queue.mark_failed, outcomes.failed, "failed"),
+        (queue.requeue, outcomes.requeued, "requeued"),
+        (queue.mark_skipped, outcomes.skipped, "deliveries_skipped"),
+    )
+    for statement, pairs, counter in calls:
+        if pairs:
+            ids, details = zip(*pairs, strict=True)
+            changed = _scalar(conn, statement, [list(ids), list(details)])
+            setattr(counts, counter, getattr(counts, counter) + changed)
+    if queue is DIGESTS:
+        counts.digests_sent += len(outcomes.sent)
+    if outcomes.unsent:
+        counts.released += _scalar(conn, queue.release, [outcomes.unsent])
+
+
+def _scalar(conn: psycopg.Connection, sql: str, params: list) -> int:
+    row = conn.cursor(row_factory=tuple_row).execute(sql, params).fetchone()
+    assert row is not None
+    return int(row[0])

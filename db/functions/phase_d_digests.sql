@@ -1,0 +1,75 @@
+-- Phase D: queued digest deliveries are gathered, per user, channel and period window
+-- (alerts_config.digest_period, UTC), into one alert_digests row each, once the window
+-- has closed (plus digest_grace, so a Phase B still committing into it is not cut off).
+-- Lock: alerts_v2_phase_d, transaction-scoped.
+CREATE OR REPLACE FUNCTION alerts_phase_d()
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET timezone = 'UTC'
+SET jit = off
+AS $$
+-- Guarantees: one digest per digest_key ({user}:{channel}:{period}:{window start}), and at
+-- most one queued digest per (user, channel, period, window) (UNIQUE indexes); every closed
+-- queued digest delivery joins exactly one digest; a second run creates nothing.
+-- Members that arrive after their window's digest was sent get a digest of their own,
+-- keyed {digest_key}:late:{time}, so none is lost.
+-- Lock: pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_d')).
+DECLARE
+    cfg alerts_config;
+    unit text;
+    digests_created bigint;
+    members_attached bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_d')) THEN
+        RETURN alerts_lock_skipped('d');
+    END IF;
+    SELECT * INTO cfg FROM alerts_config;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'alerts_config has no row' USING HINT = 'Run the migrations again: they insert the default row.';
+    END IF;
+    unit := CASE cfg.digest_period WHEN 'hourly' THEN 'hour' ELSE 'day' END;
+
+    WITH closed_windows AS (
+        SELECT DISTINCT d.user_id, d.channel, date_trunc(unit, d.created_at) AS window_start
+          FROM user_alert_deliveries d
+         WHERE d.delivery_kind = 'digest' AND d.status = 'queued' AND d.digest_id IS NULL
+           AND d.created_at < date_trunc(unit, now() - cfg.digest_grace)
+    ),
+    keyed_windows AS (
+        SELECT cw.*, format('%s:%s:%s:%s', cw.user_id, cw.channel, cfg.digest_period,
+                            to_char(cw.window_start, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) AS base_key
+          FROM closed_windows cw
+    ),
+    new_digests AS (
+        INSERT INTO alert_digests (digest_key, user_id, channel, period, window_start, window_end)
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM alert_digests g WHERE g.digest_key = kw.base_key)
+                    THEN kw.base_key || ':late:' || to_char(now(), 'YYYYMMDD"T"HH24MISS.US')
+                    ELSE kw.base_key END,
+               kw.user_id, kw.channel, cfg.digest_period, kw.window_start,
+               kw.window_start + ('1 ' || unit)::interval
+          FROM keyed_windows kw
+         WHERE NOT EXISTS (SELECT 1 FROM alert_digests g
+                            WHERE g.user_id = kw.user_id AND g.channel = kw.channel AND g.period = cfg.digest_period
+                              AND g.window_start = kw.window_start AND g.status = 'queued')
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT count(*) INTO digests_created FROM new_digests;
+
+    UPDATE user_alert_deliveries d
+       SET digest_id = g.id
+      FROM alert_digests g
+     WHERE d.delivery_kind = 'digest' AND d.status = 'queued' AND d.digest_id IS NULL
+       AND d.created_at < date_trunc(unit, now() - cfg.digest_grace)
+       AND g.status = 'queued' AND g.user_id = d.user_id AND g.channel = d.channel
+       AND g.period = cfg.digest_period AND g.window_start = date_trunc(unit, d.created_at);
+    GET DIAGNOSTICS members_attached = ROW_COUNT;
+
+    RETURN jsonb_build_object('phase', 'd', 'locked', true, 'skipped', false, 'period', cfg.digest_period,
+                              'digests_created', digests_created, 'deliveries_digested', members_attached);
+END;
+$$;
+COMMENT ON FUNCTION alerts_phase_d() IS
+    'Phase D: gathers queued digest deliveries of closed windows into one alert_digests row per user, channel and window. Returns jsonb counts, or the skip object when another session runs Phase D. Example: SELECT alerts_phase_d();';

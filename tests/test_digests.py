@@ -1,0 +1,145 @@
+"""Phase D and digest sending: one message per user, channel and window, once, whatever overlaps."""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import psycopg
+
+from tests import seed
+from tests.conftest import ROOT, run_runner
+from tests.fakes.smtp_server import FakeSmtpServer
+
+
+def _digest_user(conn: psycopg.Connection, events: int = 5) -> int:
+    """A user whose plan sends email as a daily digest, with `events` high-impact events fanned out yesterday."""
+    seed.plan(conn, "personal", delivery_config={"email": {"enabled": True, "digest": True},
+                                                  "telegram": {"enabled": False}})
+    user = seed.user(conn, plan_code="personal", email="digest@example.com")
+    seed.pref(conn, user)
+    for n in range(events):
+        seed.event(conn, title=f"Event {n}", severity=4 + n % 2)
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = created_at - interval '1 day'")
+    return user
+
+
+def _outbox(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_five_events_become_one_digest_message_once(conn, db_url, tmp_path):
+    _digest_user(conn)
+    assert conn.execute("SELECT delivery_kind, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall() == [
+        ("digest", 5)]
+    outbox = tmp_path / "outbox.jsonl"
+    env = {"ALERTS_SENDER": f"file:{outbox}"}
+    for _ in range(2):
+        result = run_runner(db_url, "--phase", "all", env=env)
+        assert result.returncode == 0, result.stderr
+    messages = _outbox(outbox)
+    assert len(messages) == 1
+    digest = messages[0]
+    assert digest["kind"] == "digest" and digest["destination"] == "digest@example.com"
+    assert len(digest["delivery_ids"]) == 5 and digest["body"].count("\n- [") == 5
+    assert "5 alerts" in digest["subject"]
+    assert conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall() == [("sent", 5)]
+    assert conn.execute("SELECT status, digest_key FROM alert_digests").fetchone()[0] == "sent"
+
+
+def test_phase_d_twice_creates_one_digest_with_the_contract_key(conn, db_url):
+    user = _digest_user(conn)
+    first = conn.execute("SELECT alerts_phase_d()").fetchone()[0]
+    second = conn.execute("SELECT alerts_phase_d()").fetchone()[0]
+    assert (first["digests_created"], first["deliveries_digested"]) == (1, 5)
+    assert (second["digests_created"], second["deliveries_digested"]) == (0, 0)
+    key = conn.execute("SELECT digest_key FROM alert_digests").fetchone()[0]
+    day = conn.execute("SELECT to_char((now() AT TIME ZONE 'UTC') - interval '1 day', 'YYYY-MM-DD')").fetchone()[0]
+    assert key == f"{user}:email:daily:{day}T00:00:00Z"
+
+
+def test_an_open_window_is_not_digested_yet(conn):
+    _digest_user(conn)
+    conn.execute("UPDATE user_alert_deliveries SET created_at = now()")
+    assert conn.execute("SELECT alerts_phase_d() -> 'digests_created'").fetchone() == (0,)
+    conn.execute("UPDATE alerts_config SET digest_period = 'hourly', digest_grace = '0'")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = now() - interval '1 hour'")
+    assert conn.execute("SELECT alerts_phase_d() -> 'digests_created'").fetchone() == (1,)
+
+
+def test_overlapping_runners_send_the_digest_once(conn, db_url, tmp_path):
+    _digest_user(conn, events=7)
+    outbox = tmp_path / "outbox.jsonl"
+    env = {"DATABASE_URL": db_url, "ALERTS_SENDER": f"file:{outbox}", "PATH": "/usr/bin:/bin"}
+    for _ in range(3):
+        runners = [subprocess.Popen([sys.executable, "runner.py", "--phase", "all"], cwd=ROOT, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
+        for runner in runners:
+            _, err = runner.communicate(timeout=120)
+            assert runner.returncode == 0, err
+    run_runner(db_url, "--phase", "c", env={"ALERTS_SENDER": f"file:{outbox}"})
+    messages = _outbox(outbox)
+    assert [m["kind"] for m in messages] == ["digest"]
+    assert Counter(messages[0]["delivery_ids"]).most_common(1)[0][1] == 1 and len(messages[0]["delivery_ids"]) == 7
+
+
+def test_a_late_member_gets_a_digest_of_its_own(conn, db_url, tmp_path):
+    _digest_user(conn, events=2)
+    outbox = tmp_path / "outbox.jsonl"
+    env = {"ALERTS_SENDER": f"file:{outbox}"}
+    assert run_runner(db_url, "--phase", "all", env=env).returncode == 0
+    seed.event(conn, title="Late event", severity=5)
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = now() - interval '1 day' WHERE status = 'queued'")
+    assert run_runner(db_url, "--phase", "all", env=env).returncode == 0
+    messages = _outbox(outbox)
+    assert [len(m["delivery_ids"]) for m in messages] == [2, 1]
+    keys = [k for (k,) in conn.execute("SELECT digest_key FROM alert_digests ORDER BY id").fetchall()]
+    assert ":late:" in keys[1] and keys[1].startswith(keys[0])
+    assert conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall() == [("sent", 3)]
+
+
+def test_digest_email_arrives_as_one_message_with_a_digest_message_id(conn, db_url):
+    _digest_user(conn)
+    with FakeSmtpServer() as smtp:
+        result = run_runner(db_url, "--phase", "all",
+                            env={"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "EMAIL_FROM": "alerts@example.com"})
+        messages = list(smtp.messages)
+    assert result.returncode == 0, result.stderr
+    assert len(messages) == 1
+    email = messages[0].email
+    digest_id = conn.execute("SELECT id FROM alert_digests").fetchone()[0]
+    assert email["Message-ID"] == f"<alerts-v2-digest-{digest_id}@example.com>"
+    assert "5 alerts" in email["Subject"]
+    assert all(f"Event {n}" in messages[0].part("text/plain") for n in range(5))
+
+
+def test_a_permanently_failed_digest_fails_its_members(conn, db_url):
+    _digest_user(conn, events=3)
+    conn.execute("SELECT alerts_phase_d()")
+    digest_ids = [r[0] for r in conn.execute("SELECT digest_id FROM claim_digests(5)").fetchall()]
+    assert conn.execute("SELECT record_digest_outcomes('failed', %s, %s)",
+                        [digest_ids, ["550 mailbox unavailable"]]).fetchone() == (1,)
+    assert conn.execute("SELECT status, last_error, count(*) FROM user_alert_deliveries GROUP BY 1, 2").fetchall() == [
+        ("failed", "550 mailbox unavailable", 3)]
+    assert conn.execute("SELECT record_digest_outcomes('sent', %s, %s)", [digest_ids, ["late"]]).fetchone() == (0,)
+
+
+def test_a_digest_claim_skips_digests_another_claimer_holds(conn, db_url):
+    _digest_user(conn, events=2)
+    other = seed.user(conn, plan_code="personal", email="other@example.com")
+    seed.pref(conn, other)
+    conn.execute("UPDATE alert_events SET fanout_completed_at = NULL")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = now() - interval '1 day'")
+    assert conn.execute("SELECT alerts_phase_d() -> 'digests_created'").fetchone() == (2,)
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        first_ids = {r[0] for r in first.execute("SELECT digest_id FROM claim_digests(1)").fetchall()}
+        second.execute("SET statement_timeout = '3s'")
+        second_ids = {r[0] for r in second.execute("SELECT digest_id FROM claim_digests(1)").fetchall()}
+        first.rollback()
+        second.rollback()
+    assert len(first_ids) == 1 and len(second_ids) == 1 and not first_ids & second_ids
