@@ -132,12 +132,13 @@ def report_unserved_channels(conn: psycopg.Connection, sender: Sender, counts: D
     configured = getattr(sender, "configured_channels", None)
     if configured is None:
         return
+    sendable = sendable_channels(sender) or []
     for channel in CHANNELS:
         due = count_due(conn, None, [channel])
         if due and channel not in configured():
             counts.channels_not_configured[channel] = due
             log.error("%s %s messages stay queued: %s", due, channel, ChannelNotConfigured(channel))
-        elif due and channel not in (sendable_channels(sender) or CHANNELS):
+        elif due and channel not in sendable:
             counts.channels_held[channel] = due
 
 

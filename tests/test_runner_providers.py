@@ -86,3 +86,19 @@ def test_preflight_refuses_a_malformed_setting(db_url):
     result = run_runner(db_url, "--preflight", env={"SMTP_URL": "smtp://user:s3cretpw@", "EMAIL_FROM": "a@b.c"})
     assert result.returncode == 2 and "SMTP_URL" in result.stderr and "s3cretpw" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_per_minute_rate_limit_holds_the_rest_for_the_next_run(conn, db_url):
+    seed.population(conn, users=5, events=1, channels=("email",))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    with FakeSmtpServer() as smtp:
+        result = run_runner(db_url, "--phase", "c", env={
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "EMAIL_FROM": "alerts@example.com",
+            "ALERTS_RATE_LIMIT_EMAIL_PER_MINUTE": "3"})
+        delivered = len(smtp.messages)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert delivered == 3 and counts["sent"] == 3 and counts["channels_held"] == {"email": 2}
+    assert conn.execute("SELECT status, attempts, count(*) FROM user_alert_deliveries GROUP BY 1, 2 "
+                        "ORDER BY 1").fetchall() == [("queued", 0, 2), ("sent", 1, 3)]

@@ -17,8 +17,10 @@ beforehand which channels are worth claiming now.
 """
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 
+from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
 from alerts.senders import brevo_email, smtp_email, telegram, twilio_sms
 from alerts.senders.base import Outcome, Sender, SendResult
@@ -60,10 +62,13 @@ class ChannelRouter:
 
     name = "channels"
 
-    def __init__(self, senders: Mapping[str, Sender], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, senders: Mapping[str, Sender], clock: Callable[[], float] = time.monotonic,
+                 per_minute: Mapping[str, int] | None = None) -> None:
         self._senders = dict(senders)
         self._clock = clock
         self._held_until: dict[str, float] = {}
+        self._per_minute = dict(per_minute or {})
+        self._recent: dict[str, deque[float]] = {channel: deque() for channel in self._per_minute}
         self.retry_after: float | None = None  # after send(): seconds the message's channel is held
 
     def __repr__(self) -> str:
@@ -81,6 +86,20 @@ class ChannelRouter:
         """Seconds the channel is still held (0 when it is not)."""
         return max(self._held_until.get(channel, 0.0) - self._clock(), 0.0)
 
+    def _rate_limited_for(self, channel: str) -> float:
+        """Seconds until the channel's per-minute limit admits another message; holds the channel meanwhile."""
+        limit = self._per_minute.get(channel)
+        if limit is None:
+            return 0.0
+        recent, now = self._recent[channel], self._clock()
+        while recent and recent[0] <= now - 60:
+            recent.popleft()
+        if len(recent) < limit:
+            return 0.0
+        wait = recent[0] + 60 - now
+        self._held_until[channel] = now + wait
+        return wait
+
     def sender_for(self, channel: str) -> Sender | None:
         return self._senders.get(channel)
 
@@ -88,10 +107,12 @@ class ChannelRouter:
         sender = self._senders.get(message.channel)
         if sender is None:
             raise ChannelNotConfigured(message.channel)
-        held = self.held_for(message.channel)
+        held = self.held_for(message.channel) or self._rate_limited_for(message.channel)
         if held > 0:
             self.retry_after = held
             raise ChannelHeld(message.channel, sender.name, held)
+        if message.channel in self._recent:
+            self._recent[message.channel].append(self._clock())
         result = sender.send(message)
         wait = getattr(sender, "retry_after", None)
         self.retry_after = wait if result.outcome is Outcome.TRANSIENT and wait else None
@@ -134,10 +155,24 @@ def senders_from_env(env: Mapping[str, str]) -> dict[str, Sender]:
     return {channel: sender for channel, sender in candidates.items() if sender is not None}
 
 
+def rate_limits_from_env(env: Mapping[str, str]) -> dict[str, int]:
+    """ALERTS_RATE_LIMIT_EMAIL_PER_MINUTE (and _TELEGRAM_, _SMS_): optional messages per minute per channel."""
+    limits = {}
+    for channel in CHANNELS:
+        name = f"ALERTS_RATE_LIMIT_{channel.upper()}_PER_MINUTE"
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit() or int(raw) < 1:
+            raise UsageError(f"{name} must be a positive integer (messages per minute), got {raw!r}")
+        limits[channel] = int(raw)
+    return limits
+
+
 def from_env(env: Mapping[str, str]) -> ChannelRouter | None:
     """A router over every configured provider; None when no provider is configured."""
     senders = senders_from_env(env)
-    return ChannelRouter(senders) if senders else None
+    return ChannelRouter(senders, per_minute=rate_limits_from_env(env)) if senders else None
 
 
 def check_config(env: Mapping[str, str]) -> dict[str, str]:
