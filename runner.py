@@ -14,13 +14,13 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from typing import NoReturn
 
 import psycopg
 
 from alerts import migrate
+from alerts.cli import run_command
 from alerts.db import check_schema, connect
 from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
 from alerts.history import recorded
@@ -159,28 +159,9 @@ def prune(conn: psycopg.Connection, retention_days: int, dry_run: bool) -> dict[
         deleted += int(row[0])
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(stream=sys.stderr, level=os.environ.get("ALERTS_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        return run(args)
-    except AlertsError as error:
-        print(f"runner.py: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("runner.py: error: interrupted; claimed but unsent deliveries were released", file=sys.stderr)
-        return EXIT_FAILURE
-    except Exception as error:  # psycopg errors mid-run, e.g. the server restarted
-        from alerts.db import one_line
-
-        print(f"runner.py: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
-        return EXIT_FAILURE
+    return run_command("runner.py", args, run, interrupted="interrupted; claimed but unsent deliveries were released")
 
 
 if __name__ == "__main__":

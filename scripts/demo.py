@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -29,9 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from alerts.cli import run_command  # noqa: E402
 from alerts.db import connect, one_line  # noqa: E402
 from alerts.embedded_pg import embedded_server  # noqa: E402
-from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError  # noqa: E402
+from alerts.errors import EXIT_OK, AlertsError, UsageError  # noqa: E402
 from alerts.secrets import mask_url  # noqa: E402
 
 log = logging.getLogger("alerts.demo")
@@ -190,26 +190,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(stream=sys.stderr, level=os.environ.get("ALERTS_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        return run(args)
-    except AlertsError as error:
-        print(f"demo.py: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("demo.py: error: interrupted", file=sys.stderr)
-        return EXIT_FAILURE
-    except Exception as error:
-        print(f"demo.py: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
-        return EXIT_FAILURE
+    return run_command("demo.py", args, run)
 
 
 if __name__ == "__main__":

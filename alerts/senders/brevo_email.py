@@ -10,7 +10,6 @@ Brevo's code and message. The key never appears in an error or a log record.
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +18,7 @@ from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
 from alerts.secrets import mask_text
 from alerts.senders.base import SendResult
+from alerts.senders.http_common import http_base_url, json_object, retry_after_header
 from alerts.senders.smtp_email import EmailFrom, address_problem, parse_email_from
 
 log = logging.getLogger("alerts.senders.brevo")
@@ -37,19 +37,6 @@ class BrevoConfig:
 
     def describe(self) -> str:
         return f"email via Brevo {self.base_url} from {self.email_from.address}"
-
-
-def http_base_url(env: Mapping[str, str], variable: str, default: str) -> str:
-    """An http(s) base URL from env without a trailing slash; UsageError when malformed."""
-    raw = env.get(variable, "").strip() or default
-    try:
-        parts = urlsplit(raw)
-    except ValueError:
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
-            or parts.username or parts.password:
-        raise UsageError(f"{variable} must be an http(s) base URL without credentials, like {default}")
-    return raw.rstrip("/")
 
 
 def parse_config(env: Mapping[str, str]) -> BrevoConfig | None:
@@ -88,22 +75,6 @@ def request_body(message: OutgoingMessage, email_from: EmailFrom) -> dict[str, o
         "textContent": templates.email_text(message),
         "headers": {"Message-ID": templates.email_message_id(message.delivery_id, email_from.domain, message.kind)},
     }
-
-
-def json_object(response: httpx.Response) -> dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def retry_after_header(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after", "").strip()
-    try:
-        return max(float(raw), 0.0) if raw else None
-    except ValueError:
-        return None
 
 
 class BrevoEmailSender:

@@ -27,6 +27,7 @@ from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
 from alerts.secrets import mask_text
 from alerts.senders.base import SendResult
+from alerts.senders.http_common import http_base_url, json_object
 
 log = logging.getLogger("alerts.senders.telegram")
 
@@ -49,18 +50,6 @@ class TelegramConfig:
         return f"telegram via {self.api_base} as bot {bot_id}"
 
 
-def api_base_url(env: Mapping[str, str]) -> str:
-    raw = env.get("TELEGRAM_API_BASE", "").strip() or DEFAULT_API_BASE
-    try:
-        parts = urlsplit(raw)
-    except ValueError:
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
-            or parts.username or parts.password:
-        raise UsageError(f"TELEGRAM_API_BASE must be an http(s) base URL without credentials, like {DEFAULT_API_BASE}")
-    return raw.rstrip("/")
-
-
 def parse_config(env: Mapping[str, str]) -> TelegramConfig | None:
     """Telegram settings; None when TELEGRAM_BOT_TOKEN is not set; UsageError when malformed."""
     token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -69,7 +58,7 @@ def parse_config(env: Mapping[str, str]) -> TelegramConfig | None:
     if not _TOKEN.match(token):
         raise UsageError("TELEGRAM_BOT_TOKEN is malformed: expected <bot id>:<secret> "
                          "exactly as @BotFather gave it (without the 'bot' prefix)")
-    return TelegramConfig(token=token, api_base=api_base_url(env))
+    return TelegramConfig(token=token, api_base=http_base_url(env, "TELEGRAM_API_BASE", DEFAULT_API_BASE))
 
 
 def check_config(env: Mapping[str, str]) -> str | None:
@@ -111,14 +100,6 @@ class BotTokenTransport(httpx.BaseTransport):
 
 def chat_problem(chat_id: str) -> str | None:
     return None if _CHAT_ID.match(chat_id) else "invalid Telegram chat id (digits, or @channelname)"
-
-
-def json_object(response: httpx.Response) -> dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def retry_after_of(body: Mapping[str, object]) -> float | None:

@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,6 +20,7 @@ from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
 from alerts.secrets import mask_text
 from alerts.senders.base import SendResult
+from alerts.senders.http_common import http_base_url, json_object, retry_after_header
 
 log = logging.getLogger("alerts.senders.twilio")
 
@@ -47,18 +47,6 @@ class TwilioConfig:
         return f"sms via Twilio {self.api_base} account {self.account_sid} from {self.sender}"
 
 
-def api_base_url(env: Mapping[str, str]) -> str:
-    raw = env.get("TWILIO_API_BASE", "").strip() or DEFAULT_API_BASE
-    try:
-        parts = urlsplit(raw)
-    except ValueError:
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
-            or parts.username or parts.password:
-        raise UsageError(f"TWILIO_API_BASE must be an http(s) base URL without credentials, like {DEFAULT_API_BASE}")
-    return raw.rstrip("/")
-
-
 def _required(env: Mapping[str, str], variable: str, example: str) -> str:
     value = env.get(variable, "").strip()
     if not value:
@@ -81,7 +69,8 @@ def parse_config(env: Mapping[str, str]) -> TwilioConfig | None:
     if not (_E164.match(sender) or _ALPHANUMERIC_SENDER.match(sender)):
         raise UsageError(f"TWILIO_FROM={sender!r} is neither an E.164 number like +15017122661 "
                          "nor an alphanumeric sender id of up to 11 characters")
-    return TwilioConfig(account_sid=sid, auth_token=token, sender=sender, api_base=api_base_url(env))
+    api_base = http_base_url(env, "TWILIO_API_BASE", DEFAULT_API_BASE)
+    return TwilioConfig(account_sid=sid, auth_token=token, sender=sender, api_base=api_base)
 
 
 def check_config(env: Mapping[str, str]) -> str | None:
@@ -100,22 +89,6 @@ def phone_number(destination: str) -> str | None:
     """destination without spaces, dots, dashes and parentheses; None when it is not a phone number."""
     number = _PHONE_FORMATTING.sub("", destination)
     return number if re.fullmatch(r"\+?\d{3,15}", number) else None
-
-
-def json_object(response: httpx.Response) -> dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def retry_after_header(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after", "").strip()
-    try:
-        return max(float(raw), 0.0) if raw else None
-    except ValueError:
-        return None
 
 
 class TwilioSmsSender:

@@ -61,11 +61,7 @@ BEGIN
                   coalesce(d.next_retry_at, d.created_at) AS due_at
     )
     SELECT cd.id, cd.user_id, cd.channel,
-           nullif(btrim(CASE cd.channel
-                            WHEN 'email' THEN u.email::text
-                            WHEN 'telegram' THEN u.telegram_chat_id::text
-                            WHEN 'sms' THEN u.phone_number::text
-                        END), '') AS destination,
+           alerts_user_destination(u, cd.channel) AS destination,
            cd.attempts, ae.id, ae.alert_type, ae.severity, ae.scope_region, ae.scope_assets,
            ae.headline, ae.body, ae.created_at
       FROM claimed_deliveries cd

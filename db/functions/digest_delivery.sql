@@ -51,11 +51,7 @@ BEGIN
                   coalesce(g.next_retry_at, g.created_at) AS due_at
     )
     SELECT cg.id, cg.user_id, cg.channel,
-           nullif(btrim(CASE cg.channel
-                            WHEN 'email' THEN u.email::text
-                            WHEN 'telegram' THEN u.telegram_chat_id::text
-                            WHEN 'sms' THEN u.phone_number::text
-                        END), '') AS destination,
+           alerts_user_destination(u, cg.channel) AS destination,
            cg.attempts, cg.period, cg.window_start,
            coalesce((SELECT jsonb_agg(jsonb_build_object(
                                 'delivery_id', d.id, 'alert_event_id', ae.id, 'alert_type', ae.alert_type,
