@@ -4,7 +4,9 @@
 --
 -- Data rules (rows failing them are counted as "invalid" and never abort the run):
 --   events        region blank/NULL, or severity_score NULL or outside 1-5
---   risk rows     region (and asset) blank/NULL, or risk_score NULL or outside 0-100
+--   risk rows     region (and asset) blank/NULL, region over 200 or asset over 100 characters
+--                 (they go into the fingerprint, whose index has a size limit), calculated_at
+--                 not finite, or risk_score NULL or outside 0-100
 -- Headlines are cut to 200 characters and bodies to 2,000.
 CREATE OR REPLACE FUNCTION alerts_phase_a()
 RETURNS jsonb
@@ -66,7 +68,8 @@ BEGIN
     newest_regional_rows AS (
         SELECT DISTINCT ON (rr.region) rr.*
           FROM recent_regional_rows rr
-         WHERE rr.region IS NOT NULL AND rr.risk_score BETWEEN 0 AND 100
+         WHERE rr.region IS NOT NULL AND length(rr.region) <= 200 AND isfinite(rr.calculated_at)
+           AND rr.risk_score BETWEEN 0 AND 100
          ORDER BY rr.region, rr.calculated_at DESC, rr.id DESC
     ),
     regional_with_previous AS (
@@ -109,7 +112,8 @@ BEGIN
     newest_asset_rows AS (
         SELECT DISTINCT ON (ar.region, ar.asset) ar.*
           FROM recent_asset_rows ar
-         WHERE ar.region IS NOT NULL AND ar.asset IS NOT NULL AND ar.risk_score BETWEEN 0 AND 100
+         WHERE ar.region IS NOT NULL AND length(ar.region) <= 200 AND isfinite(ar.calculated_at)
+           AND ar.asset IS NOT NULL AND length(ar.asset) <= 100 AND ar.risk_score BETWEEN 0 AND 100
          ORDER BY ar.region, ar.asset, ar.calculated_at DESC, ar.id DESC
     ),
     asset_spike_alerts AS (
@@ -127,10 +131,12 @@ BEGIN
     ),
     invalid_risk_rows AS (
         SELECT (SELECT count(*) FROM recent_regional_rows rr
-                 WHERE rr.region IS NULL OR rr.risk_score IS NULL OR rr.risk_score NOT BETWEEN 0 AND 100)
+                 WHERE rr.region IS NULL OR length(rr.region) > 200 OR NOT isfinite(rr.calculated_at)
+                    OR rr.risk_score IS NULL OR rr.risk_score NOT BETWEEN 0 AND 100)
              + (SELECT count(*) FROM recent_asset_rows ar
-                 WHERE ar.region IS NULL OR ar.asset IS NULL OR ar.risk_score IS NULL
-                    OR ar.risk_score NOT BETWEEN 0 AND 100) AS n
+                 WHERE ar.region IS NULL OR length(ar.region) > 200 OR NOT isfinite(ar.calculated_at)
+                    OR ar.asset IS NULL OR length(ar.asset) > 100
+                    OR ar.risk_score IS NULL OR ar.risk_score NOT BETWEEN 0 AND 100) AS n
     ),
     candidate_alerts AS (
         SELECT * FROM high_impact_alerts
