@@ -2,12 +2,17 @@
 
 Runs every change's deploy script in plan order, each exactly as `sqitch deploy`
 would hand it to psql (autocommit; the script holds its own BEGIN/COMMIT), with
-psql's `\\ir` includes expanded. Deploy scripts are idempotent, so this path and
-Sqitch can follow each other in any order. It keeps no registry of its own:
+psql's `\\ir` includes expanded. A script that is one transaction (BEGIN first,
+COMMIT last) is sent in one piece; any other script runs statement by statement, as
+psql runs it, so it may hold several transactions, `CREATE INDEX CONCURRENTLY`, a
+`DO` block that commits between batches, and psql's `\\gexec` (each value of the
+query's result is run as a statement). Deploy scripts are idempotent, so this path
+and Sqitch can follow each other in any order. It keeps no registry of its own:
 Sqitch's registry (schema `sqitch`) is Sqitch's alone.
 """
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,9 @@ MIGRATIONS_DIR = ROOT / "db" / "migrations"
 PLAN_FILE = MIGRATIONS_DIR / "sqitch.plan"
 
 _INCLUDE = re.compile(r"^\s*\\ir\s+(?P<path>\S+)\s*$")
+_GEXEC = re.compile(r"^\s*\\gexec\s*$")
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+_TRANSACTION_CONTROL = re.compile(r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
 _CHANGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
@@ -29,6 +37,13 @@ _CHANGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 class Change:
     name: str
     deploy_script: Path
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a script; with gexec, each value of its result is run as a statement too."""
+    sql: str
+    gexec: bool = False
 
 
 def read_plan(plan_file: Path = PLAN_FILE) -> list[Change]:
@@ -54,11 +69,138 @@ def load_script(path: Path) -> str:
         include = _INCLUDE.match(raw)
         if include:
             lines.append(load_script((path.parent / include["path"]).resolve()))
+        elif _GEXEC.match(raw):
+            lines.append("\\gexec")
         elif raw.lstrip().startswith("\\"):
             raise AlertsError(f"{path}:{number}: psql command {raw.strip()!r} cannot run without psql")
         else:
             lines.append(raw)
     return "\n".join(lines) + "\n"
+
+
+def _quoted_end(sql: str, start: int) -> int:
+    """The index just past the quoted string, identifier or dollar-quoted body opening at start."""
+    opener = sql[start]
+    if opener == "$":
+        tag = _DOLLAR_TAG.match(sql, start)
+        assert tag is not None
+        close = sql.find(tag.group(), tag.end())
+        return len(sql) if close < 0 else close + len(tag.group())
+    backslash_escapes = opener == "'" and start > 0 and sql[start - 1] in "eE" and not _follows_word(sql, start - 1)
+    position = start + 1
+    while position < len(sql):
+        char = sql[position]
+        if backslash_escapes and char == "\\":
+            position += 2
+            continue
+        if char == opener:
+            if sql.startswith(opener, position + 1):
+                position += 2
+                continue
+            return position + 1
+        position += 1
+    return len(sql)
+
+
+def _comment_end(sql: str, start: int) -> int:
+    """The index just past the -- or (nested) /* */ comment opening at start."""
+    if sql.startswith("--", start):
+        newline = sql.find("\n", start)
+        return len(sql) if newline < 0 else newline
+    depth, position = 1, start + 2
+    while position < len(sql) and depth:
+        if sql.startswith("/*", position):
+            depth, position = depth + 1, position + 2
+        elif sql.startswith("*/", position):
+            depth, position = depth - 1, position + 2
+        else:
+            position += 1
+    return position
+
+
+def _gexec_line_at(sql: str, position: int) -> bool:
+    """Whether a line holding only `\\gexec` starts at position."""
+    if position and sql[position - 1] != "\n":
+        return False
+    end = sql.find("\n", position)
+    return bool(_GEXEC.match(sql[position:] if end < 0 else sql[position:end]))
+
+
+def split_statements(sql: str) -> list[Statement]:
+    """The script's statements, split as psql splits them: at semicolons outside quotes,
+    dollar-quoted bodies and comments, and at `\\gexec` lines. Comments before a
+    statement are left out; comment-only pieces are dropped."""
+    statements: list[Statement] = []
+    code_start: int | None = None
+    position = 0
+
+    def flush(end: int, gexec: bool = False) -> None:
+        if code_start is not None:
+            statements.append(Statement(sql[code_start:end].strip(), gexec))
+
+    while position < len(sql):
+        char = sql[position]
+        if sql.startswith(("--", "/*"), position):
+            position = _comment_end(sql, position)
+        elif char == ";":
+            flush(position)
+            code_start, position = None, position + 1
+        elif char == "\\" and _gexec_line_at(sql, position):
+            flush(position, gexec=True)
+            code_start, position = None, position + len("\\gexec")
+        elif char.isspace():
+            position += 1
+        else:
+            code_start = position if code_start is None else code_start
+            position = _quoted_end(sql, position) if _opens_quote(sql, position) else position + 1
+    flush(len(sql))
+    return statements
+
+
+def _opens_quote(sql: str, position: int) -> bool:
+    """Whether a string, quoted identifier or dollar-quoted body opens at position."""
+    char = sql[position]
+    if char in "'\"":
+        return True
+    return char == "$" and not _follows_word(sql, position) and _DOLLAR_TAG.match(sql, position) is not None
+
+
+def _follows_word(sql: str, position: int) -> bool:
+    """Whether the character before position belongs to a word (identifier or keyword)."""
+    return position > 0 and (sql[position - 1].isalnum() or sql[position - 1] == "_")
+
+
+def is_single_transaction(statements: list[Statement]) -> bool:
+    """Whether the script is BEGIN ... COMMIT with no other transaction control and no \\gexec."""
+    control = [i for i, s in enumerate(statements) if _TRANSACTION_CONTROL.match(s.sql)]
+    return (len(statements) >= 2 and control == [0, len(statements) - 1]
+            and statements[0].sql.upper().startswith(("BEGIN", "START"))
+            and not any(s.gexec for s in statements))
+
+
+def run_script(conn: psycopg.Connection, sql: str) -> None:
+    """Run one deploy script on an autocommit connection, as psql would."""
+    statements = split_statements(sql)
+    if is_single_transaction(statements):
+        conn.execute(sql.encode("utf-8"))
+        return
+    for statement in statements:
+        cursor = conn.execute(statement.sql.encode("utf-8"))
+        if statement.gexec and cursor.description:
+            for row in cursor.fetchall():
+                for value in row:
+                    if value is not None:
+                        conn.execute(str(value).encode("utf-8"))
+
+
+def wait_for_migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> None:
+    """Take the session advisory lock alerts_v2_migrate, polling. A session blocked in
+    pg_advisory_lock() holds a snapshot all the while, and CREATE INDEX CONCURRENTLY in
+    the session holding the lock waits for every snapshot: the two would deadlock. An
+    idle session between two tries holds none."""
+    key = lock_key(MIGRATE_LOCK_NAME)
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+        time.sleep(poll_seconds)
 
 
 def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, object]:
@@ -69,11 +211,11 @@ def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, obje
     if dry_run:
         return {"migrate": "dry_run", "would_apply": names}
     conn.autocommit = True
-    conn.execute("SELECT pg_advisory_lock(%s)", [lock_key(MIGRATE_LOCK_NAME)])
+    wait_for_migrate_lock(conn)
     try:
         for change, sql in scripts:
             try:
-                conn.execute(sql.encode("utf-8"))
+                run_script(conn, sql)
             except psycopg.Error as error:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")

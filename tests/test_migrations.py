@@ -96,3 +96,77 @@ def test_every_deploy_script_has_revert_and_verify():
     for change in migrate.read_plan():
         for kind in ("revert", "verify"):
             assert (migrate.MIGRATIONS_DIR / kind / f"{change.name}.sql").is_file(), (kind, change.name)
+
+
+# What an upgraded pre-v2 database keeps beyond a fresh deploy's engine tables, on purpose:
+# its own columns, v1's dedupe key, the unique index v1's ON CONFLICT statements need, and
+# v1's indexes (docs/DBA.md, "The legacy upgrade").
+LEGACY_EXTRAS = {
+    "columns": {("alert_events", "cooldown_key", "text", "YES", None),
+                ("user_alert_deliveries", "opened_at", "timestamp without time zone", "YES", None)},
+    "constraints": {("alert_events", "alert_events_cooldown_key_key", "UNIQUE (cooldown_key)")},
+    "indexes": {
+        ("alert_events_cooldown_key_key",
+         "CREATE UNIQUE INDEX alert_events_cooldown_key_key ON public.alert_events USING btree (cooldown_key)"),
+        ("alert_events_created_at_idx",
+         "CREATE INDEX alert_events_created_at_idx ON public.alert_events USING btree (created_at)"),
+        ("user_alert_deliveries_status_created_idx",
+         "CREATE INDEX user_alert_deliveries_status_created_idx ON public.user_alert_deliveries "
+         "USING btree (status, created_at)"),
+        ("user_alert_deliveries_user_event_channel_uidx",
+         "CREATE UNIQUE INDEX user_alert_deliveries_user_event_channel_uidx ON public.user_alert_deliveries "
+         "USING btree (user_id, alert_event_id, channel)"),
+    },
+}
+ENGINE_TABLE_OPTIONS = """
+    SELECT relname, reloptions FROM pg_class
+     WHERE oid IN ('alert_events'::regclass, 'user_alert_deliveries'::regclass) ORDER BY 1"""
+
+
+def engine_table_schema(url: str) -> dict[str, set[tuple]]:
+    """Columns, constraints and indexes of alert_events and user_alert_deliveries, and their storage options."""
+    schema = schema_of(url)
+    engine = ("alert_events", "user_alert_deliveries")
+    with psycopg.connect(url) as conn:
+        options = conn.execute(ENGINE_TABLE_OPTIONS).fetchall()
+    return {
+        "columns": {row for row in schema["columns"] if row[0] in engine},
+        "constraints": {row for row in schema["constraints"] if row[0] in engine},
+        "indexes": {row for row in schema["indexes"] if row[1].split(" ON public.")[1].split(" ")[0] in engine},
+        "options": {(name, tuple(value or ())) for name, value in options},
+    }
+
+
+def test_upgraded_legacy_database_matches_a_fresh_deploy(empty_db_url, db_url):
+    from tests.legacy_fixture import load_legacy
+
+    load_legacy(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+    upgraded, fresh = engine_table_schema(empty_db_url), engine_table_schema(db_url)
+    for part, rows in upgraded.items():
+        assert rows - fresh[part] == LEGACY_EXTRAS.get(part, set()), part
+        assert fresh[part] <= rows, (part, fresh[part] - rows)
+    upgraded_all, fresh_all = schema_of(empty_db_url), schema_of(db_url)
+    assert upgraded_all["functions"] == fresh_all["functions"]
+    assert upgraded_all["config"] == fresh_all["config"]
+
+
+def test_scripts_are_split_as_psql_splits_them():
+    script = ("-- a comment; with a semicolon\nSELECT 'a;b', $$x;y$$, $f$ $$; $f$, E'\\';', \"c;d\";\n"
+              "/* outer /* nested; */ still; */ SELECT 1\n\\gexec\nDO $$ BEGIN PERFORM 1; END $$;\n")
+    assert migrate.split_statements(script) == [
+        migrate.Statement("SELECT 'a;b', $$x;y$$, $f$ $$; $f$, E'\\';', \"c;d\""),
+        migrate.Statement("SELECT 1", gexec=True),
+        migrate.Statement("DO $$ BEGIN PERFORM 1; END $$"),
+    ]
+
+
+def test_only_the_scripts_that_need_it_run_statement_by_statement():
+    """CREATE INDEX CONCURRENTLY, committed batches and \\gexec need autocommit statements;
+    every other script is one transaction, sent in one piece."""
+    by_statement = {change.name for change in migrate.read_plan()
+                    if not migrate.is_single_transaction(migrate.split_statements(
+                        migrate.load_script(change.deploy_script)))}
+    assert by_statement == {"legacy_upgrade_events", "legacy_upgrade_deliveries", "indexes_concurrently",
+                            "digests_indexes"}

@@ -42,15 +42,22 @@ CREATE INDEX IF NOT EXISTS alert_digests_queued_idx
 CREATE INDEX IF NOT EXISTS alert_digests_sending_idx
     ON alert_digests (lease_expires_at) WHERE status = 'sending';
 
-ALTER TABLE user_alert_deliveries
-    ADD COLUMN IF NOT EXISTS digest_id bigint
-        CONSTRAINT user_alert_deliveries_digest_id_fkey REFERENCES alert_digests (id)
-        CONSTRAINT user_alert_deliveries_digest_only_for_digests CHECK (digest_id IS NULL OR delivery_kind = 'digest');
-CREATE INDEX IF NOT EXISTS user_alert_deliveries_digest_idx
-    ON user_alert_deliveries (digest_id) WHERE digest_id IS NOT NULL;
--- Phase D's work list: digest deliveries not yet in a digest.
-CREATE INDEX IF NOT EXISTS user_alert_deliveries_undigested_idx
-    ON user_alert_deliveries (created_at) WHERE delivery_kind = 'digest' AND status = 'queued' AND digest_id IS NULL;
+-- A digest delivery points at its digest. The column is added bare (no table rewrite, no
+-- scan); its foreign key and CHECK are added NOT VALID here and validated, without blocking
+-- writes, by digests_indexes, which also builds its indexes CONCURRENTLY.
+ALTER TABLE user_alert_deliveries ADD COLUMN IF NOT EXISTS digest_id bigint;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'user_alert_deliveries_digest_id_fkey') THEN
+        ALTER TABLE user_alert_deliveries ADD CONSTRAINT user_alert_deliveries_digest_id_fkey
+            FOREIGN KEY (digest_id) REFERENCES alert_digests (id) NOT VALID;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'user_alert_deliveries_digest_only_for_digests') THEN
+        ALTER TABLE user_alert_deliveries ADD CONSTRAINT user_alert_deliveries_digest_only_for_digests
+            CHECK (digest_id IS NULL OR delivery_kind = 'digest') NOT VALID;
+    END IF;
+END
+$$;
 
 \ir ../../functions/phase_d_digests.sql
 \ir ../../functions/digest_delivery.sql

@@ -39,10 +39,6 @@ CREATE TABLE IF NOT EXISTS alert_events (
     CONSTRAINT alert_events_event_fingerprint_key UNIQUE (event_fingerprint),
     CONSTRAINT alert_events_fanout_after_creation CHECK (fanout_completed_at >= created_at)
 );
--- Phase B's work list: the events not yet fanned out.
-CREATE INDEX IF NOT EXISTS alert_events_unfanned_idx
-    ON alert_events (created_at, id) WHERE fanout_completed_at IS NULL;
-
 -- One row per (event, user, channel, kind). Updated in place by the sender,
 -- hence the fillfactor leaving room for HOT updates.
 CREATE TABLE IF NOT EXISTS user_alert_deliveries (
@@ -69,21 +65,8 @@ CREATE TABLE IF NOT EXISTS user_alert_deliveries (
     CONSTRAINT user_alert_deliveries_sending_was_claimed CHECK (status <> 'sending' OR claimed_at IS NOT NULL)
 ) WITH (fillfactor = 80);
 
--- The claim queue: queued instant deliveries by the time they fall due (created_at,
--- or next_retry_at after a transient failure). The index matches claim_deliveries'
--- ORDER BY, so a claim never sorts the queue, and rows waiting for a retry sit
--- past the due ones instead of being re-read by every claim.
-CREATE INDEX IF NOT EXISTS user_alert_deliveries_queued_idx
-    ON user_alert_deliveries ((coalesce(next_retry_at, created_at)), id)
-    WHERE status = 'queued' AND delivery_kind = 'instant';
--- Claimed rows by lease expiry, for reclaim_expired_deliveries() and monitoring.
-CREATE INDEX IF NOT EXISTS user_alert_deliveries_sending_idx
-    ON user_alert_deliveries (lease_expires_at) WHERE status = 'sending';
--- Recent permanent failures, for alerts_status().
-CREATE INDEX IF NOT EXISTS user_alert_deliveries_failed_idx
-    ON user_alert_deliveries (created_at) WHERE status = 'failed';
--- Daily quota look-ups in Phase B: deliveries of one user and channel today.
-CREATE INDEX IF NOT EXISTS user_alert_deliveries_user_day_idx
-    ON user_alert_deliveries (user_id, channel, created_at);
+-- Their indexes (the claim queue, leases, failures, quotas, Phase B's work list) are
+-- built by the indexes_concurrently change, CONCURRENTLY, so that adopting a large
+-- pre-v2 table never blocks its writers.
 
 COMMIT;

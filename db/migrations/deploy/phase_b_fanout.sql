@@ -1,5 +1,6 @@
 -- Deploy alerts_v2:phase_b_fanout
 BEGIN;
+SET LOCAL lock_timeout = '5s';
 \ir ../../functions/alerts_analyze_if_stale.sql
 \ir ../../functions/phase_b_fanout.sql
 COMMIT;

@@ -1,0 +1,301 @@
+-- Deploy alerts_v2:legacy_upgrade_deliveries
+-- Brings a user_alert_deliveries table adopted from a pre-v2 installation to the shape
+-- engine_tables creates, in place. On a table engine_tables created, every step finds
+-- nothing to do and takes no lock stronger than a read.
+--
+-- Guarantees once it has run:
+--   * columns delivery_kind ('instant'), attempts (0), next_retry_at, last_error,
+--     claimed_at, lease_expires_at exist with the engine's defaults; status defaults to
+--     'queued'; created_at and sent_at are timestamptz (legacy values read as UTC);
+--     all without rewriting the table;
+--   * every status is one of the contract's, legacy statuses mapped:
+--       pending   -> queued   (the pre-v2 name of queued)
+--       delivered -> sent     (confirmed by the provider: sent, and more)
+--       any other value outside the contract -> failed, last_error 'legacy status: <value>'
+--     and legacy rows made to satisfy the engine's CHECKs without losing a value:
+--       sent without sent_at        sent_at = created_at
+--       not sent, with a sent_at    the time moves into last_error ('legacy sent_at: ...')
+--       failed without last_error   last_error says so
+--       sending (a pre-v2 sender died mid-send)  attempts >= 1, claimed at and lease
+--                                   ending at the upgrade: reclaim_expired_deliveries()
+--                                   takes it back like any expired claim;
+--   * the engine's CHECK constraints are validated, and the foreign key to alert_events
+--     is the engine's (ON DELETE CASCADE);
+--   * no row is deleted here (legacy_merge_duplicates resolves duplicates), and no
+--     legacy column is dropped, renamed or retyped; the pre-v2 unique index stays.
+--
+-- Safe on a large live table: no BEGIN/COMMIT of its own, so each statement is its own
+-- transaction; strong locks only for metadata changes, within lock_timeout; the legacy
+-- rows are fixed in committed batches of 5,000 ids; VALIDATE takes SHARE UPDATE
+-- EXCLUSIVE, which lets reads and writes go on.
+SET lock_timeout = '5s';
+SET client_min_messages = warning;
+
+-- 1. Missing columns and defaults. Metadata only: constant defaults are not written into rows.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1
+                 FROM unnest(ARRAY['delivery_kind', 'attempts', 'next_retry_at', 'last_error', 'sent_at',
+                                   'provider_message_id', 'claimed_at', 'lease_expires_at']) AS v2 (attname)
+                WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                   WHERE a.attrelid = 'user_alert_deliveries'::regclass AND a.attname = v2.attname
+                                     AND NOT a.attisdropped)) THEN
+        ALTER TABLE user_alert_deliveries
+            ADD COLUMN IF NOT EXISTS delivery_kind text NOT NULL DEFAULT 'instant',
+            ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS next_retry_at timestamptz,
+            ADD COLUMN IF NOT EXISTS last_error text,
+            ADD COLUMN IF NOT EXISTS sent_at timestamptz,
+            ADD COLUMN IF NOT EXISTS provider_message_id text,
+            ADD COLUMN IF NOT EXISTS claimed_at timestamptz,
+            ADD COLUMN IF NOT EXISTS lease_expires_at timestamptz;
+    END IF;
+    IF (SELECT pg_get_expr(d.adbin, d.adrelid)
+          FROM pg_attrdef d
+          JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         WHERE d.adrelid = 'user_alert_deliveries'::regclass AND a.attname = 'status') IS DISTINCT FROM '''queued''::text' THEN
+        ALTER TABLE user_alert_deliveries ALTER COLUMN status SET DEFAULT 'queued';
+    END IF;
+    -- Room for HOT updates, as engine_tables creates it; affects new pages only (no rewrite).
+    IF NOT coalesce((SELECT 'fillfactor=80' = ANY (reloptions) FROM pg_class
+                      WHERE oid = 'user_alert_deliveries'::regclass), false) THEN
+        ALTER TABLE user_alert_deliveries SET (fillfactor = 80);
+    END IF;
+END
+$$;
+
+-- 2. Legacy-only columns that are NOT NULL without a default would make every engine
+--    INSERT fail: they accept NULL from now on (values kept; recorded in the log).
+DO $$
+DECLARE
+    legacy_column name;
+BEGIN
+    FOR legacy_column IN
+        SELECT a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid = 'user_alert_deliveries'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attnotnull AND NOT a.atthasdef
+           AND a.attname <> ALL (ARRAY['id', 'alert_event_id', 'user_id', 'channel', 'delivery_kind', 'status',
+                                       'attempts', 'next_retry_at', 'last_error', 'sent_at', 'provider_message_id',
+                                       'claimed_at', 'lease_expires_at', 'created_at', 'digest_id'])
+    LOOP
+        EXECUTE format('ALTER TABLE user_alert_deliveries ALTER COLUMN %I DROP NOT NULL', legacy_column);
+        INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail)
+        VALUES ('dropped_not_null', 'user_alert_deliveries', jsonb_build_object('column', legacy_column));
+    END LOOP;
+END
+$$;
+
+-- 3. created_at and sent_at become timestamptz, read as UTC: no table rewrite in a UTC
+--    session, but every index on them would be rebuilt under the ALTER's ACCESS
+--    EXCLUSIVE lock. So such legacy (non-unique) indexes are recorded, dropped
+--    CONCURRENTLY and rebuilt CONCURRENTLY afterwards from the record.
+INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail)
+SELECT 'deferred_index', 'user_alert_deliveries',
+       jsonb_build_object('name', c.relname, 'definition', pg_get_indexdef(i.indexrelid))
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'user_alert_deliveries'::regclass
+   AND NOT i.indisunique
+   AND EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                  AND a.attname IN ('created_at', 'sent_at') AND a.atttypid = 'timestamp'::regtype)
+   AND NOT EXISTS (SELECT 1 FROM alerts_legacy_upgrade_log l
+                    WHERE l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries'
+                      AND l.detail ->> 'name' = c.relname);
+
+SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', l.detail ->> 'name')
+  FROM alerts_legacy_upgrade_log l
+ WHERE l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries'
+   AND EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = 'user_alert_deliveries'::regclass AND a.attname IN ('created_at', 'sent_at')
+                  AND a.atttypid = 'timestamp'::regtype)
+\gexec
+
+DO $$
+DECLARE
+    legacy_column name;
+BEGIN
+    PERFORM set_config('timezone', 'UTC', true);
+    FOR legacy_column IN
+        SELECT attname FROM pg_attribute
+         WHERE attrelid = 'user_alert_deliveries'::regclass AND attname IN ('created_at', 'sent_at')
+           AND atttypid = 'timestamp'::regtype
+    LOOP
+        EXECUTE format('ALTER TABLE user_alert_deliveries ALTER COLUMN %I TYPE timestamptz', legacy_column);
+    END LOOP;
+END
+$$;
+
+-- A rebuild that failed earlier left an INVALID index under the name: dropped, then built again.
+SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname)
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN alerts_legacy_upgrade_log l
+    ON l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries' AND l.detail ->> 'name' = c.relname
+ WHERE i.indrelid = 'user_alert_deliveries'::regclass AND NOT i.indisvalid
+\gexec
+
+-- CONCURRENTLY waits, without blocking anyone, for older transactions to finish.
+SET lock_timeout = '10min';
+SELECT regexp_replace(l.detail ->> 'definition', '^CREATE INDEX ', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS ')
+  FROM alerts_legacy_upgrade_log l
+ WHERE l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries'
+   AND to_regclass(format('public.%I', l.detail ->> 'name')) IS NULL
+ ORDER BY l.id
+\gexec
+SET lock_timeout = '5s';
+
+-- 4. The engine's CHECK constraints, added NOT VALID (a short lock; new and updated rows
+--    are checked from now on). Existing rows are fixed in step 5 and validated in step 6.
+DO $$
+DECLARE
+    wanted record;
+BEGIN
+    FOR wanted IN
+        SELECT *
+          FROM (VALUES ('user_alert_deliveries_channel_check', $c$CHECK (channel IN ('email', 'telegram', 'sms'))$c$),
+                       ('user_alert_deliveries_delivery_kind_check', $c$CHECK (delivery_kind IN ('instant', 'digest'))$c$),
+                       ('user_alert_deliveries_status_check',
+                        $c$CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped'))$c$),
+                       ('user_alert_deliveries_attempts_check', 'CHECK (attempts >= 0)'),
+                       ('user_alert_deliveries_sent_has_sent_at', $c$CHECK ((status = 'sent') = (sent_at IS NOT NULL))$c$),
+                       ('user_alert_deliveries_failed_has_error', $c$CHECK (status <> 'failed' OR last_error IS NOT NULL)$c$),
+                       ('user_alert_deliveries_sending_was_attempted', $c$CHECK (status <> 'sending' OR attempts > 0)$c$),
+                       ('user_alert_deliveries_sending_has_lease',
+                        $c$CHECK ((status = 'sending') = (lease_expires_at IS NOT NULL))$c$),
+                       ('user_alert_deliveries_sending_was_claimed',
+                        $c$CHECK (status <> 'sending' OR claimed_at IS NOT NULL)$c$)
+               ) AS c (conname, definition)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_constraint pc
+                            WHERE pc.conrelid = 'user_alert_deliveries'::regclass AND pc.conname = c.conname)
+    LOOP
+        EXECUTE format('ALTER TABLE user_alert_deliveries ADD CONSTRAINT %I %s NOT VALID',
+                       wanted.conname, wanted.definition);
+    END LOOP;
+END
+$$;
+
+-- 5. Legacy rows made to satisfy them (mapping in the header), walking the primary key
+--    in committed batches of 5,000 ids; only while a CHECK is still unvalidated, so a
+--    second deploy reads nothing.
+DO $$
+DECLARE
+    from_id bigint := -9223372036854775808;
+    to_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                    WHERE conrelid = 'user_alert_deliveries'::regclass AND contype = 'c' AND NOT convalidated) THEN
+        RETURN;
+    END IF;
+    LOOP
+        SELECT max(id) INTO to_id
+          FROM (SELECT id FROM user_alert_deliveries WHERE id > from_id ORDER BY id LIMIT 5000) batch;
+        EXIT WHEN to_id IS NULL;
+        WITH mapped AS (
+            SELECT d.id,
+                   CASE
+                       WHEN d.status IN ('queued', 'sending', 'sent', 'failed', 'skipped') THEN d.status
+                       WHEN d.status = 'pending' THEN 'queued'
+                       WHEN d.status = 'delivered' THEN 'sent'
+                       ELSE 'failed'
+                   END AS status,
+                   d.status AS legacy_status
+              FROM user_alert_deliveries d
+             WHERE d.id > from_id AND d.id <= to_id
+        ),
+        fixed AS (
+            SELECT m.id, m.status,
+                   CASE WHEN m.status = 'sent' THEN coalesce(d.sent_at, d.created_at) END AS sent_at,
+                   nullif(concat_ws('; ',
+                       d.last_error,
+                       CASE WHEN m.legacy_status IS DISTINCT FROM m.status AND m.status = 'failed'
+                            THEN format('legacy status: %s', coalesce(m.legacy_status, 'NULL')) END,
+                       CASE WHEN m.status <> 'sent' AND d.sent_at IS NOT NULL
+                            THEN format('legacy sent_at: %s UTC', to_char(d.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')) END,
+                       CASE WHEN m.status = 'failed' AND d.last_error IS NULL AND m.legacy_status = 'failed'
+                            THEN 'legacy: failed before the v2 upgrade, no error recorded' END), '') AS last_error,
+                   CASE WHEN m.status = 'sending' THEN greatest(d.attempts, 1) ELSE d.attempts END AS attempts,
+                   CASE WHEN m.status = 'sending' THEN coalesce(d.claimed_at, now()) ELSE d.claimed_at END AS claimed_at,
+                   CASE WHEN m.status = 'sending' THEN coalesce(d.lease_expires_at, now()) END AS lease_expires_at
+              FROM mapped m
+              JOIN user_alert_deliveries d ON d.id = m.id
+        )
+        UPDATE user_alert_deliveries d
+           SET status = f.status, sent_at = f.sent_at, last_error = f.last_error, attempts = f.attempts,
+               claimed_at = f.claimed_at, lease_expires_at = f.lease_expires_at
+          FROM fixed f
+         WHERE d.id = f.id
+           AND (d.status, d.sent_at, d.last_error, d.attempts, d.claimed_at, d.lease_expires_at)
+               IS DISTINCT FROM (f.status, f.sent_at, f.last_error, f.attempts, f.claimed_at, f.lease_expires_at);
+        COMMIT;
+        from_id := to_id;
+    END LOOP;
+END
+$$;
+
+-- 6. Validation of the existing rows: SHARE UPDATE EXCLUSIVE, reads and writes go on.
+DO $$
+DECLARE
+    unvalidated name;
+BEGIN
+    FOR unvalidated IN
+        SELECT conname FROM pg_constraint
+         WHERE conrelid = 'user_alert_deliveries'::regclass AND contype = 'c' AND NOT convalidated
+           AND conname LIKE 'user\_alert\_deliveries\_%'
+         ORDER BY conname
+    LOOP
+        EXECUTE format('ALTER TABLE user_alert_deliveries VALIDATE CONSTRAINT %I', unvalidated);
+    END LOOP;
+END
+$$;
+
+-- 7. The foreign key to alert_events becomes the engine's (ON DELETE CASCADE). A legacy
+--    key without it is replaced: the new one is added NOT VALID (a short SHARE ROW
+--    EXCLUSIVE lock), validated (SHARE UPDATE EXCLUSIVE), then swapped in by name.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                    WHERE conrelid = 'user_alert_deliveries'::regclass AND contype = 'f'
+                      AND pg_get_constraintdef(oid) = 'FOREIGN KEY (alert_event_id) REFERENCES alert_events(id) ON DELETE CASCADE')
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint
+                        WHERE conrelid = 'user_alert_deliveries'::regclass
+                          AND conname = 'user_alert_deliveries_alert_event_id_cascade') THEN
+        ALTER TABLE user_alert_deliveries
+            ADD CONSTRAINT user_alert_deliveries_alert_event_id_cascade
+            FOREIGN KEY (alert_event_id) REFERENCES alert_events (id) ON DELETE CASCADE NOT VALID;
+    END IF;
+END
+$$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_constraint
+                WHERE conrelid = 'user_alert_deliveries'::regclass
+                  AND conname = 'user_alert_deliveries_alert_event_id_cascade' AND NOT convalidated) THEN
+        ALTER TABLE user_alert_deliveries VALIDATE CONSTRAINT user_alert_deliveries_alert_event_id_cascade;
+    END IF;
+END
+$$;
+DO $$
+DECLARE
+    legacy_key name;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_constraint
+                WHERE conrelid = 'user_alert_deliveries'::regclass
+                  AND conname = 'user_alert_deliveries_alert_event_id_cascade') THEN
+        FOR legacy_key IN
+            SELECT conname FROM pg_constraint
+             WHERE conrelid = 'user_alert_deliveries'::regclass AND contype = 'f'
+               AND confrelid = 'alert_events'::regclass
+               AND conname <> 'user_alert_deliveries_alert_event_id_cascade'
+        LOOP
+            EXECUTE format('ALTER TABLE user_alert_deliveries DROP CONSTRAINT %I', legacy_key);
+        END LOOP;
+        ALTER TABLE user_alert_deliveries RENAME CONSTRAINT user_alert_deliveries_alert_event_id_cascade
+            TO user_alert_deliveries_alert_event_id_fkey;
+    END IF;
+END
+$$;
+
+RESET client_min_messages;
+RESET lock_timeout;
