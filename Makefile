@@ -3,11 +3,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: help venv system-packages test lint pgtap demo migrate run sqitch-deploy sqitch-revert clean
+.PHONY: help venv system-packages test lint pgtap demo bench migrate run sqitch-deploy sqitch-revert clean
 
 help:
 	@echo "make demo      deploy, seed demo data, run phases A, B, C, show the outbox (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test      lint, pgTAP and pytest against DATABASE_URL (see README)"
+	@echo "make bench SCALE=large   benchmarks against bare-SQL baselines (DATABASE_URL: a role that may CREATE DATABASE)"
 	@echo "make migrate   deploy the schema into DATABASE_URL with the runner (no Perl, no psql)"
 	@echo "make run       python runner.py --phase all against DATABASE_URL"
 	@echo "make sqitch-deploy / sqitch-revert   the same plan through Sqitch (SQITCH_TARGET=db:pg://user@host/db)"
@@ -33,6 +34,10 @@ pgtap: venv system-packages
 
 demo: venv
 	$(PY) scripts/demo.py
+
+SCALE ?= small
+bench: venv
+	mkdir -p var && $(PY) bench/run.py --scale $(SCALE) --json var/bench-$(SCALE).json
 
 migrate: venv
 	$(PY) runner.py --migrate

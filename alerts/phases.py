@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from alerts.db import connect
@@ -47,8 +48,11 @@ def phase_c_lock(url: str) -> Iterator[bool]:
     of its own, so the claims and outcomes commit on another connection meanwhile."""
     with connect(url, autocommit=False) as lock_conn:
         lock_conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        row = lock_conn.execute("SELECT pg_try_advisory_xact_lock(%s)",
-                                [lock_key(PHASE_LOCK_NAMES["c"])]).fetchone()
+        # The key is inlined, not a bind parameter: a parameterised query leaves its portal, and
+        # with it a snapshot, open until the transaction ends, which would hold back vacuum on
+        # the whole server for the entire run.
+        row = lock_conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(
+            sql.Literal(lock_key(PHASE_LOCK_NAMES["c"])))).fetchone()
         try:
             yield bool(row and row[0])
         finally:

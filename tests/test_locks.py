@@ -70,3 +70,15 @@ def test_lock_of_a_dead_session_is_released(conn, db_url):
     assert ready.is_set() and holder.exitcode == 9
     result = run_runner(db_url, "--phase", "a")
     assert result.returncode == 0 and json.loads(result.stdout)["locked"] is True
+
+
+def test_phase_c_lock_holds_no_snapshot_while_the_run_goes_on(conn, db_url):
+    """The lock connection sits idle in transaction for the whole run: it must not hold back
+    vacuum (backend_xmin) or every claim re-reads all the rows sent so far."""
+    from alerts.phases import phase_c_lock
+
+    with phase_c_lock(db_url) as locked:
+        assert locked
+        held = conn.execute("SELECT state, backend_xmin FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND application_name = 'alerts_v2_runner'").fetchall()
+    assert held == [("idle in transaction", None)]

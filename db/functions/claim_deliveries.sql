@@ -54,9 +54,8 @@ BEGIN
         UPDATE user_alert_deliveries d
            SET status = 'sending', attempts = d.attempts + 1,
                claimed_at = now(), lease_expires_at = now() + coalesce(lease, interval '5 minutes')
-          FROM due_deliveries due
-         WHERE d.id = due.id
-           AND d.status = 'queued'
+         WHERE d.id = ANY (ARRAY(SELECT due.id FROM due_deliveries due))  -- by primary key, whatever the
+           AND d.status = 'queued'                                          -- (maybe stale) row estimates
         RETURNING d.id, d.user_id, d.channel, d.attempts, d.alert_event_id,
                   coalesce(d.next_retry_at, d.created_at) AS due_at
     )

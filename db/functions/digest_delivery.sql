@@ -45,8 +45,8 @@ BEGIN
         UPDATE alert_digests g
            SET status = 'sending', attempts = g.attempts + 1,
                claimed_at = now(), lease_expires_at = now() + coalesce(lease, interval '5 minutes')
-          FROM due_digests due
-         WHERE g.id = due.id AND g.status = 'queued'
+         WHERE g.id = ANY (ARRAY(SELECT due.id FROM due_digests due))  -- by primary key, whatever the estimates
+           AND g.status = 'queued'
         RETURNING g.id, g.user_id, g.channel, g.attempts, g.period, g.window_start,
                   coalesce(g.next_retry_at, g.created_at) AS due_at
     )
