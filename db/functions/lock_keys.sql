@@ -20,3 +20,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION alerts_lock_skipped(text) IS
     'The JSON a phase returns when its advisory lock is held by another session.';
+
+-- The one row of alerts_config every phase reads, or a clear error when it is missing.
+CREATE OR REPLACE FUNCTION alerts_settings()
+RETURNS alerts_config
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    cfg alerts_config;
+BEGIN
+    SELECT * INTO cfg FROM alerts_config;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'alerts_config has no row' USING HINT = 'Run the migrations again: they insert the default row.';
+    END IF;
+    RETURN cfg;
+END;
+$$;
+COMMENT ON FUNCTION alerts_settings() IS
+    'The alerts_config row the phases read; raises when it is missing. Example: SELECT * FROM alerts_settings();';

@@ -27,10 +27,7 @@ BEGIN
         RETURN alerts_lock_skipped('a');
     END IF;
 
-    SELECT * INTO cfg FROM alerts_config;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'alerts_config has no row' USING HINT = 'Run the migrations again: they insert the default row.';
-    END IF;
+    cfg := alerts_settings();
 
     WITH recent_events AS (
         SELECT ev.id, ev.title, ev.category,

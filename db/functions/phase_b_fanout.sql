@@ -30,10 +30,7 @@ BEGIN
         RETURN alerts_lock_skipped('b');
     END IF;
 
-    SELECT * INTO cfg FROM alerts_config;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'alerts_config has no row' USING HINT = 'Run the migrations again: they insert the default row.';
-    END IF;
+    cfg := alerts_settings();
 
     PERFORM alerts_analyze_if_stale();
 

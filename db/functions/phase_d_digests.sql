@@ -25,10 +25,7 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_d')) THEN
         RETURN alerts_lock_skipped('d');
     END IF;
-    SELECT * INTO cfg FROM alerts_config;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'alerts_config has no row' USING HINT = 'Run the migrations again: they insert the default row.';
-    END IF;
+    cfg := alerts_settings();
     unit := CASE cfg.digest_period WHEN 'hourly' THEN 'hour' ELSE 'day' END;
 
     WITH closed_windows AS (
