@@ -38,6 +38,11 @@ class Change:
     name: str
     deploy_script: Path
 
+    @property
+    def script(self) -> str:
+        """The scripts' file name without .sql: the change's name, or name@tag for a version reworked later."""
+        return self.deploy_script.stem
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -47,18 +52,33 @@ class Statement:
 
 
 def read_plan(plan_file: Path = PLAN_FILE) -> list[Change]:
-    """The plan's changes in order; pragmas (%), tags (@) and comments are ignored."""
-    changes: list[Change] = []
+    """The plan's changes in order; pragmas and comments are ignored. A change that is reworked
+    later in the plan appears once per version, as Sqitch deploys it: each earlier version runs
+    the scripts named for the first tag after it (deploy/name@tag.sql), the last one deploy/name.sql."""
+    entries: list[tuple[str, int]] = []
+    tag_of: dict[int, str] = {}  # index in entries -> the first tag after it
     for number, raw in enumerate(plan_file.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.strip()
-        if not line or line.startswith(("%", "@", "#")):
+        if not line or line.startswith(("%", "#")):
+            continue
+        if line.startswith("@"):
+            tag = line.split()[0]
+            tag_of.update({index: tag for index in range(len(entries)) if index not in tag_of})
             continue
         name = line.split()[0]
         if not _CHANGE_NAME.match(name):
             raise AlertsError(f"{plan_file}:{number}: cannot read change name {name!r}")
-        if any(change.name == name for change in changes):
-            raise AlertsError(f"{plan_file}:{number}: reworked change {name!r} is not supported by --migrate")
-        changes.append(Change(name, plan_file.parent / "deploy" / f"{name}.sql"))
+        entries.append((name, number))
+    last_of = {name: index for index, (name, _) in enumerate(entries)}
+    changes: list[Change] = []
+    for index, (name, number) in enumerate(entries):
+        if index == last_of[name]:
+            changes.append(Change(name, plan_file.parent / "deploy" / f"{name}.sql"))
+        elif index in tag_of:
+            changes.append(Change(name, plan_file.parent / "deploy" / f"{name}{tag_of[index]}.sql"))
+        else:
+            raise AlertsError(f"{plan_file}:{number}: change {name!r} is reworked later but no tag follows it; "
+                              "tag the plan before reworking (sqitch tag)")
     return changes
 
 

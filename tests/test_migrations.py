@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from alerts import migrate
+from alerts.errors import AlertsError
 from tests.conftest import ROOT, run_runner
 
 SCHEMA_QUERIES = {
@@ -65,6 +66,33 @@ def test_sqitch_round_trip_and_either_tool_after_the_other(empty_db_url, db_url)
     assert schema_of(empty_db_url) == reference
 
 
+def test_reworked_functions_upgrade_a_v1_0_install_and_revert_to_it(empty_db_url, db_url):
+    """An installation at @v1.0 (the first landed release) gets the reworked functions from a
+    plain `sqitch deploy`; reverting to @v1.0 puts back exactly what it had."""
+    sqitch(empty_db_url, "deploy", "--verify", "--to", "@v1.0")
+    at_v1_0 = schema_of(empty_db_url)
+    sqitch(empty_db_url, "deploy", "--verify")
+    upgraded = schema_of(empty_db_url)
+    assert upgraded == schema_of(db_url)
+    changed = {new[0] for new, old in zip(upgraded["functions"], at_v1_0["functions"], strict=True) if new != old}
+    assert changed == {"alerts_phase_a()", "alerts_phase_b()", "alerts_analyze_if_stale()",
+                       "mark_deliveries_sent(bigint[],text[])"}
+    sqitch(empty_db_url, "revert", "-y", "--to", "@v1.0")
+    assert schema_of(empty_db_url) == at_v1_0
+
+
+def test_plan_reader_runs_each_version_of_a_reworked_change(tmp_path):
+    plan = tmp_path / "sqitch.plan"
+    plan.write_text("%project=x\n\nfirst 2026-01-01T00:00:00Z A <a@b> # one\n@v1 2026-01-01T00:00:00Z A <a@b> # tag\n"
+                    "second 2026-01-01T00:00:00Z A <a@b> # two\n"
+                    "first [first@v1] 2026-01-02T00:00:00Z A <a@b> # reworked\n", encoding="utf-8")
+    assert [change.script for change in migrate.read_plan(plan)] == ["first@v1", "second", "first"]
+    plan.write_text("first 2026-01-01T00:00:00Z A <a@b> # one\nfirst 2026-01-02T00:00:00Z A <a@b> # again\n",
+                    encoding="utf-8")
+    with pytest.raises(AlertsError, match="no tag follows it"):
+        migrate.read_plan(plan)
+
+
 def test_runner_migrate_twice_is_harmless(db_url, conn):
     conn.execute("INSERT INTO users (email) VALUES ('kept@example.com')")
     conn.execute("UPDATE alerts_config SET high_impact_min_severity = 5")
@@ -95,7 +123,7 @@ def test_existing_host_tables_gain_missing_columns_and_keep_everything(empty_db_
 def test_every_deploy_script_has_revert_and_verify():
     for change in migrate.read_plan():
         for kind in ("revert", "verify"):
-            assert (migrate.MIGRATIONS_DIR / kind / f"{change.name}.sql").is_file(), (kind, change.name)
+            assert (migrate.MIGRATIONS_DIR / kind / f"{change.script}.sql").is_file(), (kind, change.script)
 
 
 # What an upgraded pre-v2 database keeps beyond a fresh deploy's engine tables, on purpose:

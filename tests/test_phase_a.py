@@ -1,8 +1,10 @@
 """Phase A: idempotent alert events, one per fingerprint, under repeated and overlapping runs."""
 
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
+import pytest
 
 from tests import seed
 
@@ -65,3 +67,53 @@ def test_bad_rows_are_counted_and_do_not_block_good_ones(conn, db_url):
     assert counts["invalid_source_rows"] == 4
     headline = conn.execute("SELECT headline FROM alert_events").fetchone()
     assert headline == ("It's <b>bad</b>; DROP TABLE users; --",)
+
+
+def _wait_until_waiting_on_a_lock(conn: psycopg.Connection, running: Future) -> None:
+    """Until a Phase A call of this database waits for a lock (the other session's new row)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not running.done():
+        waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND wait_event_type = 'Lock' AND query LIKE '%alerts_phase_a%'").fetchone()
+        if waiting and waiting[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("Phase A never waited for the other session's uncommitted alert")
+
+
+def _many_events(conn: psycopg.Connection, count: int) -> list[int]:
+    rows = conn.execute("INSERT INTO events (title, region, category, severity_score, inserted_at) "
+                        "SELECT 'Bulk ' || g, 'Europe', 'supply', 5, now() - interval '1 hour' "
+                        "FROM generate_series(1, %s) g RETURNING id", [count]).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("new_events", [1, 1200])  # the ON CONFLICT statement, then the plain INSERT
+def test_a_fingerprint_committed_meanwhile_is_skipped_not_duplicated(conn, db_url, new_events):
+    """Another session writes one of the run's fingerprints and commits while the run inserts:
+    the run's look-up of existing alerts cannot have seen it, so the unique key stops the
+    duplicate and the run still creates every other alert."""
+    ids = _many_events(conn, new_events)
+    with psycopg.connect(db_url) as other:
+        other.execute("INSERT INTO alert_events (alert_type, scope_region, severity, headline, body, "
+                      "event_fingerprint) VALUES ('HIGH_IMPACT_EVENT', 'Europe', 5, 'h', 'b', %s)",
+                      [f"HIGH_IMPACT_EVENT:{ids[-1]}"])
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(_phase_a, db_url)
+            _wait_until_waiting_on_a_lock(conn, running)
+            other.commit()
+            counts = running.result(timeout=30)
+    assert counts["created"] == new_events - 1 and counts["skipped_existing"] == 1
+    assert conn.execute("SELECT count(*), count(DISTINCT event_fingerprint) FROM alert_events").fetchone() == (
+        new_events, new_events)
+
+
+def test_a_spike_seen_earlier_today_does_not_stop_a_large_run(conn, db_url):
+    """The spike's fingerprint exists, so the plain INSERT of 1,200 new alerts meets the unique
+    key; the run is redone with ON CONFLICT and creates them all."""
+    seed.risk_index(conn, "Europe", 75)
+    assert _phase_a(db_url)["created"] == 1
+    _many_events(conn, 1200)
+    counts = _phase_a(db_url)
+    assert counts["created"] == 1200 and counts["skipped_existing"] == 1 and counts["candidates"] == 1201
+    assert counts["created_by_type"] == {"HIGH_IMPACT_EVENT": 1200}

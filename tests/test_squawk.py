@@ -31,7 +31,7 @@ def lintable_sql(change: migrate.Change) -> str:
 
 
 def plan_params() -> list:
-    return [pytest.param(change, id=change.name,
+    return [pytest.param(change, id=change.script,
                          marks=[pytest.mark.xfail(reason=KNOWN_FINDINGS[change.name], strict=True)]
                          if change.name in KNOWN_FINDINGS else [])
             for change in migrate.read_plan()]

@@ -5,24 +5,25 @@
 
 CREATE OR REPLACE FUNCTION mark_deliveries_sent(ids bigint[], provider_message_ids text[] DEFAULT NULL)
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 -- Guarantees: sending -> sent with sent_at = now(); other rows untouched. Lock: row locks of the UPDATE.
-    WITH outcome AS (
-        SELECT o.id, o.provider_message_id
-          FROM unnest(ids, provider_message_ids) AS o (id, provider_message_id)
-    ),
-    sent_deliveries AS (
-        UPDATE user_alert_deliveries d
-           SET status = 'sent', sent_at = now(), provider_message_id = o.provider_message_id,
-               last_error = NULL, next_retry_at = NULL, lease_expires_at = NULL
-          FROM outcome o
-         WHERE d.id = o.id AND d.status = 'sending'
-        RETURNING d.id
-    )
-    SELECT count(*)::integer FROM sent_deliveries
+-- plpgsql, not sql: the hot path of Phase C (one call per batch) keeps its plan for the session,
+-- where a SECURITY DEFINER sql function is parsed and planned again on every call.
+DECLARE
+    changed integer;
+BEGIN
+    UPDATE user_alert_deliveries d
+       SET status = 'sent', sent_at = now(), provider_message_id = o.provider_message_id,
+           last_error = NULL, next_retry_at = NULL, lease_expires_at = NULL
+      FROM unnest(ids, provider_message_ids) AS o (id, provider_message_id)
+     WHERE d.id = ANY (ids)  -- the primary key, whatever the statistics say
+       AND d.id = o.id AND d.status = 'sending';
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END;
 $$;
 COMMENT ON FUNCTION mark_deliveries_sent(bigint[], text[]) IS
     'Marks claimed (sending) deliveries sent, with the provider''s message ids. Example: SELECT mark_deliveries_sent(ARRAY[42], ARRAY[''msg-1'']);';

@@ -1,5 +1,2 @@
--- Revert alerts_v2:phase_b_fanout
-BEGIN;
-DROP FUNCTION IF EXISTS alerts_phase_b();
-DROP FUNCTION IF EXISTS alerts_analyze_if_stale();
-COMMIT;
+-- Revert alerts_v2:phase_b_fanout to its @v1.0 version: that version's deploy script, frozen.
+\ir ../deploy/phase_b_fanout@v1.0.sql
