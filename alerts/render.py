@@ -1,6 +1,7 @@
 """Turns a claimed delivery or digest into the message a sender transmits."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,13 @@ class OutgoingMessage:
 
 def render(row: dict[str, object]) -> OutgoingMessage:
     """Build the message for one row returned by claim_deliveries()."""
+    alert_type = str(row["alert_type"])
+    severity = int(row["severity"])  # type: ignore[call-overload]
     headline = str(row["headline"])
+    event_body = str(row["body"])
     region = str(row["scope_region"])
     assets = tuple(str(a) for a in (row["scope_assets"] or []))  # type: ignore[attr-defined]
-    scope = f"{region} / {', '.join(assets)}" if assets else region
-    subject = f"[{row['alert_type']} {row['severity']}/5] {headline}"
-    body = f"{headline}\n\n{row['body']}\n\nScope: {scope}\nSeverity: {row['severity']}/5\n"
+    subject, body = event_text(alert_type, severity, headline, event_body, region, assets)
     return OutgoingMessage(
         delivery_id=int(row["delivery_id"]),  # type: ignore[call-overload]
         user_id=int(row["user_id"]),  # type: ignore[call-overload]
@@ -43,13 +45,24 @@ def render(row: dict[str, object]) -> OutgoingMessage:
         body=body,
         alert_event_id=int(row["alert_event_id"]),  # type: ignore[call-overload]
         attempt=int(row["attempts"]),  # type: ignore[call-overload]
-        alert_type=str(row["alert_type"]),
-        severity=int(row["severity"]),  # type: ignore[call-overload]
+        alert_type=alert_type,
+        severity=severity,
         region=region,
         assets=assets,
         headline=headline,
-        event_body=str(row["body"]),
+        event_body=event_body,
     )
+
+
+@lru_cache(maxsize=256)
+def event_text(alert_type: str, severity: int, headline: str, event_body: str, region: str,
+               assets: tuple[str, ...]) -> tuple[str, str]:
+    """(subject, body) of an event's message. Every delivery of an event shares them, so they are
+    cached; the key is every input, so a cached text can only be the text these inputs render."""
+    scope = f"{region} / {', '.join(assets)}" if assets else region
+    subject = f"[{alert_type} {severity}/5] {headline}"
+    body = f"{headline}\n\n{event_body}\n\nScope: {scope}\nSeverity: {severity}/5\n"
+    return subject, body
 
 
 def render_digest(row: dict[str, object]) -> OutgoingMessage:

@@ -1,10 +1,11 @@
 """ALERTS_SENDER=file:/path/outbox.jsonl: every channel appended to one JSON-lines file."""
 
-import json
 import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 from alerts.render import OutgoingMessage
 from alerts.senders.base import SendResult
@@ -26,22 +27,7 @@ class FileOutboxSender:
         self._regular_file = stat.S_ISREG(os.fstat(self._fd).st_mode)  # a FIFO or /dev/stdout has no fsync
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        record = {
-            "kind": message.kind,
-            "delivery_id": message.delivery_id if message.kind == "delivery" else None,
-            "channel": message.channel,
-            "destination": message.destination,
-            "subject": message.subject,
-            "body": message.body,
-            "user_id": message.user_id,
-            "alert_event_id": message.alert_event_id,
-            "attempt": message.attempt,
-            "written_at": datetime.now(UTC).isoformat(),
-        }
-        if message.kind == "digest":
-            record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        os.write(self._fd, line)
+        os.write(self._fd, outbox_line(message, datetime.now(UTC)))
         return SendResult.sent(f"file:{message.kind}:{message.delivery_id}:{message.attempt}")
 
     def flush(self) -> None:
@@ -50,3 +36,23 @@ class FileOutboxSender:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def outbox_line(message: OutgoingMessage, written_at: datetime) -> bytes:
+    """The message's JSON line (orjson: the same object json.dumps would give, about 6x faster,
+    which counts at one line per delivery)."""
+    record: dict[str, object] = {
+        "kind": message.kind,
+        "delivery_id": message.delivery_id if message.kind == "delivery" else None,
+        "channel": message.channel,
+        "destination": message.destination,
+        "subject": message.subject,
+        "body": message.body,
+        "user_id": message.user_id,
+        "alert_event_id": message.alert_event_id,
+        "attempt": message.attempt,
+        "written_at": written_at,
+    }
+    if message.kind == "digest":
+        record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)

@@ -1,0 +1,177 @@
+"""Guards on Phase C's per-delivery shortcuts: the render cache never mixes rows, the outbox line is
+the object json.dumps gave, with a correct UTC timestamp, and unsent rows are released."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from alerts.delivery import DELIVERIES, BatchOutcomes, DeliveryCounts, deliver, send_batch
+from alerts.render import OutgoingMessage, render
+from alerts.senders.base import SendResult
+from alerts.senders.channels import ChannelUnavailable
+from alerts.senders.file_outbox import FileOutboxSender, outbox_line
+from tests import seed
+from tests.fakes import HOSTILE_HEADLINE, outgoing
+
+
+def _claimed_row(delivery_id: int, user_id: int, event_id: int, **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "delivery_id": delivery_id, "user_id": user_id, "channel": "email",
+        "destination": f"user{user_id}@example.com", "attempts": 1, "alert_event_id": event_id,
+        "alert_type": "HIGH_IMPACT_EVENT", "severity": 4, "scope_region": "Europe", "scope_assets": ["gas"],
+        "headline": f"Outage {event_id}", "body": f"Body of event {event_id}.",
+    }
+    row.update(overrides)
+    return row
+
+
+def _reference_text(row: dict[str, object]) -> tuple[str, str]:
+    """(subject, body) as render() built them before it cached anything."""
+    assets = row["scope_assets"] or []
+    scope = f"{row['scope_region']} / {', '.join(assets)}" if assets else row["scope_region"]  # type: ignore[arg-type]
+    subject = f"[{row['alert_type']} {row['severity']}/5] {row['headline']}"
+    body = f"{row['headline']}\n\n{row['body']}\n\nScope: {scope}\nSeverity: {row['severity']}/5\n"
+    return subject, body
+
+
+def test_render_cache_never_mixes_rows():
+    rows = [_claimed_row(100 + n, user_id=n % 5, event_id=n % 3, attempts=1 + n % 2) for n in range(30)]
+    rows.append(_claimed_row(200, user_id=9, event_id=1, headline="Outage 1, updated", scope_assets=None))
+    rows.append(_claimed_row(201, user_id=9, event_id=1, severity=5))
+    for row in rows:
+        message = render(row)
+        assert (message.delivery_id, message.user_id, message.destination, message.attempt, message.alert_event_id) \
+            == (row["delivery_id"], row["user_id"], row["destination"], row["attempts"], row["alert_event_id"])
+        assert (message.subject, message.body) == _reference_text(row)
+        assert (message.headline, message.event_body, message.severity) == (row["headline"], row["body"],
+                                                                            row["severity"])
+
+
+def _reference_line(message: OutgoingMessage, written_at: datetime) -> bytes:
+    """The line as FileOutboxSender built it with json.dumps before outbox_line() existed."""
+    record: dict[str, object] = {
+        "kind": message.kind,
+        "delivery_id": message.delivery_id if message.kind == "delivery" else None,
+        "channel": message.channel,
+        "destination": message.destination,
+        "subject": message.subject,
+        "body": message.body,
+        "user_id": message.user_id,
+        "alert_event_id": message.alert_event_id,
+        "attempt": message.attempt,
+        "written_at": written_at.isoformat(),
+    }
+    if message.kind == "digest":
+        record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+AWKWARD = 'quote " backslash \\ slash / tab \t nl \n cr \r nul \x00 bell \x07 \x1f é ✓ 🚨 \u2028 \u2029 \x7f'
+
+
+@pytest.mark.parametrize("message", [
+    outgoing(),
+    outgoing(subject=HOSTILE_HEADLINE, body=AWKWARD, destination=AWKWARD, channel="telegram"),
+    outgoing(subject="", body="", destination="", delivery_id=0, user_id=0, alert_event_id=0, attempt=0),
+    outgoing(kind="digest", delivery_id=9, alert_event_id=0, member_ids=(4, 5, 6), body=AWKWARD),
+    outgoing(kind="digest", delivery_id=9, member_ids=()),
+    outgoing(delivery_id=2**62, user_id=2**40),
+], ids=["plain", "awkward", "empty", "digest", "empty-digest", "big-ids"])
+@pytest.mark.parametrize("written_at", [datetime(2026, 11, 30, 6, 9, 17, 56850, tzinfo=UTC),
+                                        datetime(2026, 11, 30, 6, 9, 17, tzinfo=UTC)], ids=["us", "whole-second"])
+def test_outbox_line_is_one_line_holding_what_json_dumps_gave(message, written_at):
+    line = outbox_line(message, written_at)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == json.loads(_reference_line(message, written_at))
+
+
+class _EmailOnly:
+    """Sends email, raises ChannelUnavailable for anything else (as a router does for a held channel)."""
+
+    name = "email-only"
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+        self.flushed = 0
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.channel != "email":
+            raise ChannelUnavailable(message.channel, "held")
+        self.sent.append(message)
+        return SendResult.sent(f"id-{message.delivery_id}")
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_send_batch_leaves_only_unserved_rows_unsent():
+    rows = [_claimed_row(1, 1, 1), _claimed_row(2, 2, 1, channel="sms", destination="+15550000002"),
+            _claimed_row(3, 3, 1, destination="not an address"), _claimed_row(4, 4, 1),
+            _claimed_row(5, 5, 1, channel="sms", destination="+15550000005")]
+    outcomes = BatchOutcomes(unsent={int(r["delivery_id"]) for r in rows})  # type: ignore[call-overload]
+    sender = _EmailOnly()
+    send_batch(DELIVERIES, sender, rows, outcomes, DeliveryCounts())
+    assert outcomes.unsent == {2, 5}
+    assert outcomes.sent == [(1, "id-1"), (4, "id-4")]
+    assert [row_id for row_id, _ in outcomes.skipped] == [3]
+    assert [m.delivery_id for m in sender.sent] == [1, 4] and sender.flushed == 1
+
+
+def _fan_out(conn: psycopg.Connection, users: int, events: int) -> int:
+    seed.population(conn, users=users, events=events, channels=("email", "sms"))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    row = conn.execute("SELECT count(*) FROM user_alert_deliveries").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_outbox_lines_match_their_rows_and_unserved_rows_are_released(conn, db_url, tmp_path: Path):
+    total = _fan_out(conn, users=12, events=3)
+    outbox = tmp_path / "outbox.jsonl"
+    sender = FileOutboxSender(outbox)
+
+    class EmailOnlyFile(_EmailOnly):
+        def send(self, message: OutgoingMessage) -> SendResult:
+            if message.channel != "email":
+                raise ChannelUnavailable(message.channel, "held")
+            return sender.send(message)
+
+        def flush(self) -> None:
+            sender.flush()
+
+    class EmailRouter(EmailOnlyFile):
+        def available_channels(self) -> set[str]:
+            return {"email"}
+
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker:
+        counts = deliver(worker, EmailRouter(), batch_size=5, max_send=10_000)  # several batches, email only
+        left = total - counts.sent  # the sms rows: one batch claims them all and releases them
+        held = deliver(worker, EmailOnlyFile(), batch_size=left, max_send=left)
+    sender.close()
+
+    expected = {row[0]: row[1:] for row in conn.execute(
+        "SELECT d.id, d.user_id, u.email, d.attempts, e.id, e.headline FROM user_alert_deliveries d"
+        "  JOIN users u ON u.id = d.user_id JOIN alert_events e ON e.id = d.alert_event_id"
+        " WHERE d.channel = 'email'")}
+    lines = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert sorted(line["delivery_id"] for line in lines) == sorted(expected)
+    for line in lines:
+        user_id, email, attempts, event_id, headline = expected[line["delivery_id"]]
+        assert (line["user_id"], line["destination"], line["attempt"], line["alert_event_id"]) \
+            == (user_id, email, attempts, event_id)
+        assert line["subject"].endswith(headline) and line["body"].startswith(headline)
+        assert datetime.fromisoformat(line["written_at"]).utcoffset() == timedelta(0)
+
+    assert counts.sent == len(expected) and counts.batches > 3 and counts.released == 0
+    assert held.claimed == held.released == total - len(expected) > 0 and held.sent == 0
+    assert conn.execute("SELECT channel, status, attempts, count(*) FROM user_alert_deliveries"
+                        " GROUP BY 1, 2, 3 ORDER BY 1").fetchall() == [
+        ("email", "sent", 1, len(expected)), ("sms", "queued", 0, total - len(expected))]
