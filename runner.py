@@ -22,6 +22,7 @@ import psycopg
 from alerts import migrate
 from alerts.cli import run_command
 from alerts.db import check_schema, connect
+from alerts.delivery import DEFAULT_BATCH_SIZE
 from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
 from alerts.history import recorded
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
@@ -31,7 +32,6 @@ from alerts.status import status_report
 log = logging.getLogger("alerts")
 
 PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "d": ["d"], "all": ["a", "b", "d", "c"]}
-DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_SEND = 1000
 DEFAULT_RETENTION_DAYS = 90
 

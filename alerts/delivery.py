@@ -3,6 +3,11 @@
 A Queue names the stored functions of one kind of sendable row; deliver() runs the same
 claim -> send -> record loop over each. Every claimed row ends the batch with exactly one
 recorded outcome; a row that was never handed to a provider is released with its attempt.
+
+A batch is claimed in one statement (DEFAULT_BATCH_SIZE rows: each claim walks the queue
+index from its head, so fewer, larger claims cost less), and its outcomes are written after
+every RECORD_EVERY sends, so a runner that dies mid-batch has sent at most RECORD_EVERY
+messages whose outcome is not recorded (and which its batch's lease will send again).
 """
 
 import logging
@@ -20,6 +25,9 @@ from alerts.senders.base import Outcome, Sender, SendResult
 from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
 
 log = logging.getLogger("alerts")
+
+DEFAULT_BATCH_SIZE = 500
+RECORD_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,9 @@ def drain(conn: psycopg.Connection, queue: Queue, sender: Sender, batch_size: in
         counts.batches += 1
         outcomes = BatchOutcomes(unsent={int(r[queue.id_column]) for r in rows})
         try:
-            send_batch(queue, sender, rows, outcomes, counts)
+            for start in range(0, len(rows), RECORD_EVERY):
+                send_batch(queue, sender, rows[start:start + RECORD_EVERY], outcomes, counts)
+                record(conn, queue, outcomes, counts, release_unsent=False)
         finally:
             record(conn, queue, outcomes, counts)
         channels = sendable_channels(sender)
@@ -188,8 +198,12 @@ def _file_result(outcomes: BatchOutcomes, row_id: int, result: SendResult, chann
         outcomes.requeued.append((row_id, error))
 
 
-def record(conn: psycopg.Connection, queue: Queue, outcomes: BatchOutcomes, counts: DeliveryCounts) -> None:
-    """Write the batch's outcomes; each function changes only rows still 'sending'."""
+def record(conn: psycopg.Connection, queue: Queue, outcomes: BatchOutcomes, counts: DeliveryCounts, *,
+           release_unsent: bool = True) -> None:
+    """Write the outcomes gathered so far and forget them; each function changes only rows still
+    'sending'. With release_unsent, the rows never handed to a provider go back to 'queued'."""
+    if queue is DIGESTS:
+        counts.digests_sent += len(outcomes.sent)
     calls = (
         (queue.mark_sent, outcomes.sent, "sent"),
         (queue.mark_failed, outcomes.failed, "failed"),
@@ -201,10 +215,10 @@ def record(conn: psycopg.Connection, queue: Queue, outcomes: BatchOutcomes, coun
             ids, details = zip(*pairs, strict=True)
             changed = _scalar(conn, statement, [list(ids), list(details)])
             setattr(counts, counter, getattr(counts, counter) + changed)
-    if queue is DIGESTS:
-        counts.digests_sent += len(outcomes.sent)
-    if outcomes.unsent:
+            pairs.clear()
+    if release_unsent and outcomes.unsent:
         counts.released += _scalar(conn, queue.release, [sorted(outcomes.unsent)])
+        outcomes.unsent.clear()
 
 
 def _scalar(conn: psycopg.Connection, sql: str, params: list) -> int:

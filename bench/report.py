@@ -18,7 +18,7 @@ class Result:
     rows: int
     seconds: float
     target: str
-    met: bool
+    met: bool | None  # None: reported for comparison, no target
     baseline_seconds: float | None = None
     ratio_to_baseline: float | None = None
     peak_rss_mb: float | None = None
@@ -51,7 +51,7 @@ def table(results: list[Result]) -> str:
     lines = [header] + [
         (r.case, r.variant, r.scale, f"{r.rows:,}", f"{r.seconds:.4f}", _fmt(r.rows_per_s, ",.0f"),
          _fmt(r.baseline_seconds, ".4f"), _fmt(r.ratio_to_baseline, ".3f"), _fmt(r.peak_rss_mb, ".1f"),
-         r.target, "pass" if r.met else "FAIL")
+         r.target, "-" if r.met is None else "pass" if r.met else "FAIL")
         for r in results
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -67,5 +67,5 @@ def machine() -> dict[str, object]:
 
 def write_json(path: Path, meta: dict[str, object], results: list[Result]) -> None:
     document = {**meta, "machine": machine(), "bench_peak_rss_mb": own_peak_rss_mb(),
-                "all_met": all(r.met for r in results), "results": [r.as_json() for r in results]}
+                "all_met": all(r.met is not False for r in results), "results": [r.as_json() for r in results]}
     path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")

@@ -149,7 +149,7 @@ def main(argv: list[str]) -> int:
         write_json(args.json, meta, results)
     if errors:
         return 1
-    return 1 if args.strict and not all(r.met for r in results) else 0
+    return 1 if args.strict and any(r.met is False for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -30,16 +30,16 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "tiny": Scale("tiny", fanout_events=2, fanout_users=500, send_events=2, send_users=100, send_batches=(100,),
+    "tiny": Scale("tiny", fanout_events=2, fanout_users=500, send_events=2, send_users=100, send_batches=(500,),
                   claim_small_queue=100, claim_large_queue=1_000, claim_batch=100, claim_samples=5,
                   source_events=100, index_rows=20, memory_sizes=(50, 200)),
     "small": Scale("small", fanout_events=10, fanout_users=10_000, send_events=2, send_users=10_000,
-                   send_batches=(100, 500), claim_small_queue=10_000, claim_large_queue=100_000, claim_batch=100,
+                   send_batches=(500, 100), claim_small_queue=10_000, claim_large_queue=100_000, claim_batch=100,
                    claim_samples=15, source_events=10_000, index_rows=100, memory_sizes=(2_000, 20_000)),
     "medium": Scale("medium", fanout_events=40, fanout_users=10_000, send_events=8, send_users=10_000,
-                    send_batches=(100, 500), claim_small_queue=10_000, claim_large_queue=400_000, claim_batch=100,
+                    send_batches=(500, 100), claim_small_queue=10_000, claim_large_queue=400_000, claim_batch=100,
                     claim_samples=21, source_events=40_000, index_rows=400, memory_sizes=(8_000, 80_000)),
     "large": Scale("large", fanout_events=100, fanout_users=10_000, send_events=20, send_users=10_000,
-                   send_batches=(100, 500), claim_small_queue=10_000, claim_large_queue=1_000_000, claim_batch=100,
+                   send_batches=(500, 100), claim_small_queue=10_000, claim_large_queue=1_000_000, claim_batch=100,
                    claim_samples=21, source_events=100_000, index_rows=1_000, memory_sizes=(20_000, 200_000)),
 }
