@@ -36,8 +36,9 @@ demo: venv
 	$(PY) scripts/demo.py
 
 SCALE ?= small
+REPEAT ?= 3
 bench: venv
-	mkdir -p var && $(PY) bench/run.py --scale $(SCALE) --json var/bench-$(SCALE).json
+	mkdir -p var && $(PY) bench/run.py --scale $(SCALE) --repeat $(REPEAT) --json var/bench-$(SCALE).json
 
 migrate: venv
 	$(PY) runner.py --migrate

@@ -5,12 +5,15 @@ claim -> send -> record loop over each. Every claimed row ends the batch with ex
 recorded outcome; a row that was never handed to a provider is released with its attempt.
 
 A batch is claimed in one statement (DEFAULT_BATCH_SIZE rows: each claim walks the queue
-index from its head, so fewer, larger claims cost less), and its outcomes are written after
-every RECORD_EVERY sends, so a runner that dies mid-batch has sent at most RECORD_EVERY
-messages whose outcome is not recorded (and which its batch's lease will send again).
+index from its head, so fewer, larger claims cost less). Its outcomes are written when the
+batch is done, and also whenever RECORD_INTERVAL_SECONDS have passed since they were last
+written, so a runner that dies mid-batch has sent at most that long's messages (and never
+more than one batch) without their outcome: the batch's lease sends those again. A fast
+sender records once per batch; a slow one every second.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +30,7 @@ from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnava
 log = logging.getLogger("alerts")
 
 DEFAULT_BATCH_SIZE = 500
-RECORD_EVERY = 100
+RECORD_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,13 @@ def count_due(conn: psycopg.Connection, up_to: int | None, channels: list[str] |
     return sum(_scalar(conn, queue.count_due, [up_to, channels]) for queue in QUEUES)
 
 
-def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int) -> DeliveryCounts:
+def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int,
+            record_interval: float = RECORD_INTERVAL_SECONDS) -> DeliveryCounts:
     """Instant deliveries first, then digests, until nothing sendable is due or max_send rows
     were claimed. Only the channels the sender can serve now are claimed; the rest stay queued."""
     counts = DeliveryCounts()
     for queue in QUEUES:
-        drain(conn, queue, sender, batch_size, max_send, counts)
+        drain(conn, queue, sender, batch_size, max_send, counts, record_interval)
     channels = sendable_channels(sender)
     counts.stopped_early = counts.claimed >= max_send and count_due(conn, 1, channels) > 0
     report_unserved_channels(conn, sender, counts)
@@ -118,7 +122,7 @@ def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send:
 
 
 def drain(conn: psycopg.Connection, queue: Queue, sender: Sender, batch_size: int, max_send: int,
-          counts: DeliveryCounts) -> None:
+          counts: DeliveryCounts, record_interval: float = RECORD_INTERVAL_SECONDS) -> None:
     channels = sendable_channels(sender)
     while counts.claimed < max_send and (channels is None or channels):
         rows = conn.execute(queue.claim, [min(batch_size, max_send - counts.claimed), channels]).fetchall()
@@ -126,14 +130,28 @@ def drain(conn: psycopg.Connection, queue: Queue, sender: Sender, batch_size: in
             return
         counts.claimed += len(rows)
         counts.batches += 1
-        outcomes = BatchOutcomes(unsent={int(r[queue.id_column]) for r in rows})
-        try:
-            for start in range(0, len(rows), RECORD_EVERY):
-                send_batch(queue, sender, rows[start:start + RECORD_EVERY], outcomes, counts)
-                record(conn, queue, outcomes, counts, release_unsent=False)
-        finally:
-            record(conn, queue, outcomes, counts)
+        send_and_record(conn, queue, sender, rows, counts, record_interval)
         channels = sendable_channels(sender)
+
+
+def send_and_record(conn: psycopg.Connection, queue: Queue, sender: Sender, rows: list[dict],
+                    counts: DeliveryCounts, record_interval: float) -> None:
+    """One claimed batch: send every row; record the outcomes when done, and every record_interval
+    seconds meanwhile. Whatever happens, each row ends with one recorded outcome or is released."""
+    outcomes = BatchOutcomes(unsent={int(r[queue.id_column]) for r in rows})
+    recorded_at = time.monotonic()
+
+    def record_if_due() -> None:
+        nonlocal recorded_at
+        if time.monotonic() - recorded_at >= record_interval:
+            make_durable(sender, outcomes)
+            record(conn, queue, outcomes, counts, release_unsent=False)
+            recorded_at = time.monotonic()
+
+    try:
+        send_batch(queue, sender, rows, outcomes, counts, record_if_due)
+    finally:
+        record(conn, queue, outcomes, counts)
 
 
 def sendable_channels(sender: Sender) -> list[str] | None:
@@ -158,9 +176,9 @@ def report_unserved_channels(conn: psycopg.Connection, sender: Sender, counts: D
 
 
 def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOutcomes,
-               counts: DeliveryCounts) -> None:
-    """Send each row; a row leaves outcomes.unsent only once its result is known.
-    A row whose channel cannot be served now stays unsent and is released untouched."""
+               counts: DeliveryCounts, after_each: Callable[[], None] = lambda: None) -> None:
+    """Send each row, calling after_each once its result is known; a row leaves outcomes.unsent
+    only then. A row whose channel cannot be served now stays unsent and is released untouched."""
     for row in rows:
         row_id = int(row[queue.id_column])
         problem = destination_problem(row["channel"], row["destination"])
@@ -177,6 +195,13 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
             _file_result(outcomes, row_id, result, row["channel"], counts)
         outcomes.unsent.discard(row_id)
+        after_each()
+    make_durable(sender, outcomes)
+
+
+def make_durable(sender: Sender, outcomes: BatchOutcomes) -> None:
+    """Flush the sender before anything is recorded sent; if it cannot, the rows sent since the
+    last record go back to the queue instead."""
     try:
         sender.flush()
     except Exception as error:

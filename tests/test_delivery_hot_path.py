@@ -2,6 +2,7 @@
 the object json.dumps gave, with a correct UTC timestamp, and unsent rows are released."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -175,3 +176,42 @@ def test_outbox_lines_match_their_rows_and_unserved_rows_are_released(conn, db_u
     assert conn.execute("SELECT channel, status, attempts, count(*) FROM user_alert_deliveries"
                         " GROUP BY 1, 2, 3 ORDER BY 1").fetchall() == [
         ("email", "sent", 1, len(expected)), ("sms", "queued", 0, total - len(expected))]
+
+
+class _SlowSender(_EmailOnly):
+    """Takes 30 ms a message (a provider's round trip) and notes, at each message, how many of
+    the batch's rows the database already shows as sent."""
+
+    def __init__(self, db_url: str) -> None:
+        super().__init__()
+        self.observer = psycopg.connect(db_url, autocommit=True)
+        self.recorded_at_each_send: list[int] = []
+
+    def available_channels(self) -> set[str]:
+        return {"email"}
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        row = self.observer.execute("SELECT count(*) FROM user_alert_deliveries WHERE status = 'sent'").fetchone()
+        self.recorded_at_each_send.append(int(row[0]) if row else -1)
+        time.sleep(0.03)
+        return super().send(message)
+
+
+@pytest.mark.parametrize("record_interval", [0.2, 3600.0])
+def test_a_slow_senders_outcomes_are_recorded_while_its_batch_is_sent(conn, db_url, record_interval):
+    """A crash mid-batch repeats only what was sent since the outcomes were last recorded: with a
+    slow provider they are recorded every record_interval, not only when the whole batch is done."""
+    total = _fan_out(conn, users=20, events=1) // 2  # the email rows; sms stays queued
+    sender = _SlowSender(db_url)
+    try:
+        with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker:
+            counts = deliver(worker, sender, batch_size=total, max_send=total, record_interval=record_interval)
+    finally:
+        sender.observer.close()
+    assert counts.batches == 1 and counts.sent == total == len(sender.recorded_at_each_send)
+    recorded_mid_batch = sender.recorded_at_each_send[-1]
+    if record_interval < 1:  # 20 sends x 30 ms: recorded about every 7 sends
+        assert 0 < recorded_mid_batch < total, sender.recorded_at_each_send
+    else:
+        assert recorded_mid_batch == 0, sender.recorded_at_each_send
+    assert conn.execute("SELECT count(*) FROM user_alert_deliveries WHERE status = 'sent'").fetchone() == (total,)
