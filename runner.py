@@ -5,6 +5,7 @@
     python runner.py --migrate [--dry-run]
     python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
+    python runner.py --watch         # long-running: run the phases as soon as rows arrive (README, Watch mode)
 
 Prints one JSON object per phase on stdout; logs go to stderr.
 Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration.
@@ -28,6 +29,7 @@ from alerts.history import recorded
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
 from alerts.senders import build_sender, channels
 from alerts.status import status_report
+from alerts.watch import settings_from_env, watch
 
 log = logging.getLogger("alerts")
 
@@ -55,9 +57,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="check the database, the schema and each channel's settings; send nothing")
     parser.add_argument("--prune", action="store_true",
                         help="delete sent/skipped deliveries and finished runs older than ALERTS_RETENTION_DAYS")
+    parser.add_argument("--watch", action="store_true",
+                        help="run until stopped: the phases as soon as rows arrive (LISTEN), and on a poll")
     args = parser.parse_args(argv)
-    if not (args.phase or args.migrate or args.status or args.prune or args.preflight):
-        parser.error("nothing to do: give --phase a|b|c|d|all, --migrate, --status, --prune or --preflight")
+    if not (args.phase or args.migrate or args.status or args.prune or args.preflight or args.watch):
+        parser.error("nothing to do: give --phase a|b|c|d|all, --watch, --migrate, --status, --prune or --preflight")
+    if args.watch and (args.phase or args.dry_run or args.status or args.prune or args.preflight):
+        parser.error("--watch runs every phase itself; combine it with --migrate or --batch-size only")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
         parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
     return args
@@ -101,6 +107,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preflight:
         return preflight(url)
+    if args.watch:
+        if args.migrate:
+            with connect(url) as conn:
+                emit(migrate.deploy(conn))
+        settings = settings_from_env(url, batch_size, positive_int_env("ALERTS_MAX_SEND_PER_RUN", 10_000))
+        watch_sender = build_sender(os.environ.get("ALERTS_SENDER"))
+        try:
+            emit(watch(settings, watch_sender))
+        finally:
+            watch_sender.close()
+        return EXIT_OK
     with connect(url) as conn:
         if args.migrate:
             emit(migrate.deploy(conn, dry_run=args.dry_run))

@@ -1,0 +1,313 @@
+"""`runner.py --watch`: a long-running process that runs the phases as soon as rows arrive.
+
+It listens on channel alerts_v2_wake (notify triggers on events, risk_indices, asset_risk and
+user_alert_deliveries) and runs a pass when told: A and B (then C) for new source rows, C alone
+for deliveries another process created. Every phase takes the same advisory lock as under cron,
+so any number of watchers and cron runs overlap safely. Notifications are only a shortcut: a
+watcher also wakes on its poll interval (a full pass: A, B, D, C), at the earliest retry, lease
+expiry or digest window close (alerts_next_wake()), and soon again when a phase was skipped
+because another process held its lock. It survives database outages (one log line when the
+connection is lost, one when it is back) and keeps a heartbeat row in alerts_watchers.
+"""
+
+import logging
+import math
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import psycopg
+from psycopg.types.json import Json
+
+from alerts.db import check_schema, connect, one_line
+from alerts.errors import AlertsError, UsageError
+from alerts.listener import RECONNECT, Outage, WakeListener
+from alerts.phases import run_phase_c, run_sql_phase
+from alerts.secrets import mask_url
+from alerts.senders.base import Sender
+
+log = logging.getLogger("alerts")
+
+DEFAULT_POLL_SECONDS = 30.0
+BUSY_RETRY_SECONDS = 0.5  # a phase was skipped: its lock holder may have started before our rows arrived
+SLICE_SECONDS = 1.0  # the longest a wait blocks before it looks at the stop flag
+HEARTBEAT_SECONDS = 10.0  # heartbeat while idle; a pass beats when it ends
+# Why a pass runs: a full pass (start, poll, after an outage), new source rows, deliveries created
+# elsewhere, a timer (retry, lease, digest window), or a phase skipped because its lock was busy.
+FULL, SOURCE, DELIVERIES, TIMER, BUSY = "full", "source", "deliveries", "timer", "busy"
+OK, FAILED = "ok", "failed"
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    url: str
+    listen_url: str
+    name: str
+    poll_seconds: float
+    batch_size: int
+    max_send: int
+
+
+@dataclass
+class PassPlan:
+    """Which phases a pass runs, from why it woke."""
+
+    phases: list[str]
+    reasons: set[str]
+
+    @classmethod
+    def from_reasons(cls, reasons: set[str]) -> "PassPlan":
+        if reasons & {FULL, RECONNECT}:
+            return cls(["a", "b", "d", "c"], reasons)
+        if reasons & {SOURCE, BUSY}:
+            return cls(["a", "b", "c"], reasons)
+        if TIMER in reasons:
+            return cls(["d", "c"], reasons)
+        return cls(["c"], reasons)
+
+
+@dataclass
+class Watcher:
+    settings: WatchSettings
+    sender: Sender
+    conn: psycopg.Connection | None = None
+    listener: WakeListener | None = None
+    stopping: bool = False
+    in_pass: bool = False
+    passes: int = 0
+    beaten_at: float = 0.0
+    db_outage: Outage = field(init=False)
+    pass_failures: Outage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db_outage = Outage(f"database connection to {mask_url(self.settings.url)}")
+        self.pass_failures = Outage("passes")
+
+    # ------------------------------------------------------------------ signals
+
+    def stop(self, signum: int, _frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: between passes, stop at once; during a pass, interrupt it as the cron
+        runner is interrupted (claimed but unsent deliveries are released, nothing is lost)."""
+        self.stopping = True
+        if self.in_pass:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, listener: WakeListener) -> dict[str, object]:
+        """Pass, wait, pass, ... until stopped. `reasons` holds why the next pass must run."""
+        self.listener = listener
+        reasons: set[str] = {FULL} | listener.wait(0)  # LISTEN before the first pass: nothing slips between
+        next_full = time.monotonic() + self.settings.poll_seconds
+        while not self.stopping:
+            if time.monotonic() >= next_full:
+                reasons.add(FULL)
+            retry_at = math.inf
+            if reasons:
+                outcome = self._pass(PassPlan.from_reasons(reasons)) if self._connected() else FAILED
+                if outcome != FAILED and reasons & {FULL, RECONNECT}:
+                    next_full = time.monotonic() + self.settings.poll_seconds
+                reasons = {OK: set(), BUSY: {BUSY}, FAILED: {FULL}}[outcome]
+                if outcome != OK:
+                    retry_at = time.monotonic() + (BUSY_RETRY_SECONDS if outcome == BUSY else self._failure_delay())
+            reasons |= self._wait(min(next_full, retry_at, self._next_wake()))
+        return {"watch": "stopped", "name": self.settings.name, "passes": self.passes}
+
+    def _wait(self, deadline: float) -> set[str]:
+        """Until a notification or the deadline, in slices, so a stop request is seen within a second."""
+        assert self.listener is not None
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return {TIMER}
+            woken = self.listener.wait(min(remaining, SLICE_SECONDS))
+            if woken:
+                return woken
+            if time.monotonic() - self.beaten_at >= HEARTBEAT_SECONDS:
+                self._beat(None)
+        return set()
+
+    def _failure_delay(self) -> float:
+        return max(self.db_outage.wait_seconds(), self.pass_failures.wait_seconds())
+
+    def _next_wake(self) -> float:
+        """alerts_next_wake() as a monotonic deadline; the poll covers it while the database is down."""
+        if self.conn is None:
+            return math.inf
+        try:
+            row = self.conn.execute("SELECT extract(epoch FROM alerts_next_wake() - now())").fetchone()
+        except psycopg.Error as error:
+            self._lost(error)
+            return math.inf
+        if not row or row[0] is None:
+            return math.inf
+        return time.monotonic() + max(0.0, float(row[0]))
+
+    # ------------------------------------------------------------------ one pass
+
+    def _pass(self, plan: PassPlan) -> str:
+        """Run the plan's phases: OK, BUSY (a phase was skipped: another process held its lock) or
+        FAILED (the database went away, or an SQL error; the next pass is a full one, after a backoff)."""
+        started = time.perf_counter()
+        counts: dict[str, object] = {}
+        timings: list[str] = []
+        self.in_pass = True
+        try:
+            for phase in plan.phases:
+                phase_started = time.perf_counter()
+                counts[phase] = self._phase(phase)
+                timings.append(f"{phase} {summary(counts[phase])} {time.perf_counter() - phase_started:.2f}s")
+        except psycopg.OperationalError as error:
+            self._lost(error)
+            return FAILED
+        except psycopg.Error as error:  # an SQL error must not end the watcher: logged once, retried
+            self.pass_failures.failed(error)
+            self._beat(None, f"{type(error).__name__}: {one_line(error)}")
+            return FAILED
+        finally:
+            self.in_pass = False
+        self.pass_failures.recovered()
+        self.passes += 1
+        log.info("pass %s (%s): %s; %.2fs", self.passes, ",".join(sorted(plan.reasons)), "; ".join(timings),
+                 time.perf_counter() - started)
+        self._beat(counts)
+        return BUSY if any(c.get("skipped") is True for c in counts.values() if isinstance(c, dict)) else OK
+
+    def _phase(self, phase: str) -> dict[str, object]:
+        assert self.conn is not None
+        if phase != "c":
+            return run_sql_phase(self.conn, phase)
+        total: dict[str, object] = {}
+        while True:  # a capped Phase C run that stopped early goes on at once, beating in between
+            counts = run_phase_c(self.settings.url, self.sender, self.settings.batch_size, self.settings.max_send)
+            total = merge_counts(total, counts)
+            if counts.get("stopped_early") is not True or self.stopping:
+                return total
+            self._beat(None)
+
+    # ------------------------------------------------------------------ connection and heartbeat
+
+    def open(self) -> None:
+        """The first connection: a failure here is a configuration error and ends the command."""
+        self.conn = connect(self.settings.url)
+        check_schema(self.conn)
+        row = self.conn.execute("SELECT to_regprocedure('alerts_watcher_started(text,text,integer)')").fetchone()
+        if row is None or row[0] is None:
+            raise AlertsError("watch mode is not deployed (alerts_watcher_started() is missing): run "
+                              "`python runner.py --migrate` or `sqitch deploy` first")
+        self._register()
+
+    def _connected(self) -> bool:
+        """Whether the work connection is up, reconnecting (after the backoff) when it is not."""
+        if self.conn is not None:
+            return True
+        if self.db_outage.wait_seconds() > 0:
+            return False
+        try:
+            self.conn = psycopg.connect(self.settings.url, autocommit=True, connect_timeout=10,
+                                        application_name="alerts_v2_watch")
+            self._register()
+        except psycopg.Error as error:
+            self._lost(error)
+            return False
+        self.db_outage.recovered()
+        return True
+
+    def _register(self) -> None:
+        assert self.conn is not None
+        self.conn.execute("SELECT alerts_watcher_started(%s, %s, %s)",
+                          [self.settings.name, socket.gethostname(), os.getpid()])
+        self.beaten_at = time.monotonic()
+        if self.listener is not None:  # our own Phase B's notifications need no pass: C follows it
+            self.listener.ignore_pids = {self.conn.info.backend_pid}
+
+    def _lost(self, error: BaseException) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.db_outage.failed(error)
+
+    def _beat(self, counts: dict[str, object] | None, error: str | None = None) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.execute("SELECT alerts_watcher_beat(%s, %s::jsonb, %s)",
+                              [self.settings.name, None if counts is None else Json(counts), error])
+        except psycopg.OperationalError as beat_error:
+            self._lost(beat_error)
+            return
+        except psycopg.Error as beat_error:
+            log.error("heartbeat of watcher %s failed: %s", self.settings.name, one_line(beat_error))
+            return
+        self.beaten_at = time.monotonic()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.execute("SELECT alerts_watcher_stopped(%s)", [self.settings.name])
+            except psycopg.Error as error:
+                log.warning("could not mark watcher %s stopped: %s", self.settings.name, one_line(error))
+            self.conn.close()
+            self.conn = None
+
+
+def summary(counts: dict[str, object]) -> str:
+    """A phase's counts on one short line: skipped, or its non-zero numbers."""
+    if counts.get("skipped") is True:
+        return "skipped (lock held elsewhere)"
+    numbers = [f"{key}={value}" for key, value in sorted(counts.items())
+               if isinstance(value, int) and not isinstance(value, bool) and value]
+    return " ".join(numbers) or "nothing to do"
+
+
+def merge_counts(total: dict[str, object], counts: dict[str, object]) -> dict[str, object]:
+    """Add up the integer counts of successive Phase C runs of one pass; the rest is the latest run's."""
+    merged = dict(counts)
+    for key, value in total.items():
+        if isinstance(value, int) and not isinstance(value, bool) and isinstance(counts.get(key), int):
+            merged[key] = value + int(counts[key])  # type: ignore[call-overload]
+    return merged
+
+
+def watch(settings: WatchSettings, sender: Sender) -> dict[str, object]:
+    """Run until SIGTERM or SIGINT; returns the final counts. A stop between passes is immediate;
+    a stop during a pass interrupts it as it interrupts a cron run (unsent claims released)."""
+    watcher = Watcher(settings, sender)
+    listener = WakeListener(settings.listen_url)
+    signal.signal(signal.SIGTERM, watcher.stop)
+    signal.signal(signal.SIGINT, watcher.stop)
+    log.info("watching %s as %r (listening on %s, full pass every %.0f s)", mask_url(settings.url), settings.name,
+             mask_url(settings.listen_url), settings.poll_seconds)
+    try:
+        watcher.listener = listener
+        watcher.open()
+        try:
+            return watcher.run(listener)
+        except KeyboardInterrupt:
+            log.info("stopped during pass %s: claimed but unsent deliveries were released", watcher.passes + 1)
+            return {"watch": "stopped", "name": settings.name, "passes": watcher.passes, "interrupted": True}
+    finally:
+        listener.close()
+        watcher.close()
+
+
+def settings_from_env(url: str, batch_size: int, max_send: int, env: dict[str, str] | None = None) -> WatchSettings:
+    """ALERTS_LISTEN_URL (default: url; it must be a direct connection, not a transaction pooler),
+    ALERTS_WATCH_POLL_SECONDS (default 30) and ALERTS_WATCHER_NAME (default: the host name)."""
+    env = dict(os.environ) if env is None else env
+    listen_url = env.get("ALERTS_LISTEN_URL", "").strip() or url
+    raw_poll = env.get("ALERTS_WATCH_POLL_SECONDS", "").strip()
+    try:
+        poll = float(raw_poll) if raw_poll else DEFAULT_POLL_SECONDS
+    except ValueError:
+        poll = -1.0
+    if not 0.1 <= poll <= 3600:
+        raise UsageError(f"ALERTS_WATCH_POLL_SECONDS must be a number of seconds from 0.1 to 3600, got {raw_poll!r}")
+    name = env.get("ALERTS_WATCHER_NAME", "").strip() or socket.gethostname()
+    if len(name) > 200:
+        raise UsageError(f"ALERTS_WATCHER_NAME must be at most 200 characters, got {len(name)}")
+    return WatchSettings(url=url, listen_url=listen_url, name=name, poll_seconds=poll, batch_size=batch_size,
+                         max_send=max_send)
