@@ -22,6 +22,24 @@ def status_report(conn: psycopg.Connection, limit_of: Callable[[str, int | None]
         value = report.get(key)
         if limit is not None and isinstance(value, int | float) and value > limit:
             breaches.append(f"{key} is {value}, above {variable}={limit}")
+    breaches.extend(watcher_breaches(conn, report, limit_of))
     report["breaches"] = breaches
     report["healthy"] = not breaches
     return report
+
+
+def watcher_breaches(conn: psycopg.Connection, report: dict[str, object],
+                     limit_of: Callable[[str, int | None], int | None]) -> list[str]:
+    """Add the watchers (runner.py --watch) to the report; a running watcher whose heartbeat is older
+    than ALERTS_STATUS_MAX_WATCHER_SILENCE_SECONDS (default 300) is dead or stuck in one pass."""
+    deployed = conn.execute("SELECT to_regprocedure('alerts_watch_status(interval)') IS NOT NULL").fetchone()
+    if not deployed or not deployed[0]:
+        return []
+    limit = limit_of("ALERTS_STATUS_MAX_WATCHER_SILENCE_SECONDS", 300)
+    row = conn.execute("SELECT alerts_watch_status(make_interval(secs => %s))", [limit]).fetchone()
+    watch: dict[str, object] = dict(row[0]) if row else {}
+    report["watchers"] = watch.get("watchers", [])
+    silent = watch.get("silent") or []
+    assert isinstance(silent, list)
+    return [f"watcher {name} has sent no heartbeat for more than ALERTS_STATUS_MAX_WATCHER_SILENCE_SECONDS={limit} "
+            "(dead, or stuck in one pass)" for name in silent]
