@@ -8,7 +8,8 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Changes no rows; only statistics. No lock beyond ANALYZE's own.
+-- Guarantees: changes no rows; only statistics, and only of tables its owner may analyze.
+-- Lock: none beyond ANALYZE's own (SHARE UPDATE EXCLUSIVE per table, waits for another ANALYZE).
 DECLARE
     stale regclass;
     analyzed integer := 0;
@@ -16,7 +17,14 @@ BEGIN
     FOR stale IN
         SELECT st.relid::regclass
           FROM pg_stat_user_tables st
+          JOIN pg_class c ON c.oid = st.relid
          WHERE st.schemaname = 'public'
+           -- Only what this function's owner (alerts_owner) may ANALYZE: tables it owns, and on
+           -- PostgreSQL 17+ tables it was granted MAINTAIN on. Any other table is left to autovacuum
+           -- instead of a WARNING per run (a host table the engine does not own, an adopted table).
+           AND (pg_has_role(c.relowner, 'USAGE')
+                OR (current_setting('server_version_num')::integer >= 170000
+                    AND has_table_privilege(c.oid, 'MAINTAIN')))
            AND st.relname IN ('users', 'user_plans', 'plan_settings', 'user_alert_prefs',
                               'alert_events', 'user_alert_deliveries')
            -- 50 (autovacuum's own threshold), not 500: a hundred events added to a table analysed empty made

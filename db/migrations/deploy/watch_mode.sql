@@ -48,4 +48,5 @@ GRANT EXECUTE ON FUNCTION alerts_watcher_started(text, text, integer), alerts_wa
     alerts_watcher_stopped(text), alerts_next_wake(), alerts_watch_status(interval) TO alerts_runner;
 GRANT SELECT ON alerts_watchers TO alerts_readonly;
 GRANT EXECUTE ON FUNCTION alerts_watch_status(interval) TO alerts_readonly;
+SELECT alerts_assign_owner();
 COMMIT;
