@@ -32,6 +32,7 @@ from alerts.senders.base import Sender
 log = logging.getLogger("alerts")
 
 DEFAULT_POLL_SECONDS = 30.0
+DEFAULT_FANOUT_EVENTS = 2  # alert events per Phase B call: 2 x 10,000 users is about half a second of fanout
 BUSY_RETRY_SECONDS = 0.5  # a phase was skipped: its lock holder may have started before our rows arrived
 SLICE_SECONDS = 1.0  # the longest a wait blocks before it looks at the stop flag
 HEARTBEAT_SECONDS = 10.0  # heartbeat while idle; a pass beats when it ends
@@ -49,6 +50,7 @@ class WatchSettings:
     poll_seconds: float
     batch_size: int
     max_send: int
+    fanout_events: int = 2
 
 
 @dataclass
@@ -153,12 +155,18 @@ class Watcher:
         FAILED (the database went away, or an SQL error; the next pass is a full one, after a backoff)."""
         started = time.perf_counter()
         counts: dict[str, object] = {}
+        sent_between: dict[str, object] = {}  # Phase C between Phase B's chunks
         timings: list[str] = []
         self.in_pass = True
         try:
             for phase in plan.phases:
                 phase_started = time.perf_counter()
-                counts[phase] = self._phase(phase)
+                if phase == "b" and "c" in plan.phases:
+                    counts["b"], sent_between = self._fan_out_and_send()
+                elif phase == "c" and sent_between:
+                    counts["c"] = merge_counts(sent_between, self._phase("c"))
+                else:
+                    counts[phase] = self._phase(phase)
                 timings.append(f"{phase} {summary(counts[phase])} {time.perf_counter() - phase_started:.2f}s")
         except psycopg.OperationalError as error:
             self._lost(error)
@@ -175,6 +183,24 @@ class Watcher:
                  time.perf_counter() - started)
         self._beat(counts)
         return BUSY if any(c.get("skipped") is True for c in counts.values() if isinstance(c, dict)) else OK
+
+    def _fan_out_and_send(self) -> tuple[dict[str, object], dict[str, object]]:
+        """Phase B a few events at a time, each chunk followed by Phase C, so the first messages of a
+        burst leave before the whole burst is fanned out. Returns Phase B's counts and those of the
+        Phase C runs between chunks, each added up."""
+        assert self.conn is not None
+        total: dict[str, object] = {}
+        sent: dict[str, object] = {}
+        while not self.stopping:
+            row = self.conn.execute("SELECT alerts_phase_b(%s)", [self.settings.fanout_events]).fetchone()
+            assert row is not None
+            counts: dict[str, object] = row[0]
+            total = merge_counts(total, counts)
+            if counts.get("skipped") is True or int(counts.get("events_fanned_out", 0)) < self.settings.fanout_events:
+                break
+            sent = merge_counts(sent, self._phase("c"))  # another chunk may wait: send this one first
+            self._beat(None)
+        return total, sent
 
     def _phase(self, phase: str) -> dict[str, object]:
         assert self.conn is not None
@@ -296,7 +322,8 @@ def watch(settings: WatchSettings, sender: Sender) -> dict[str, object]:
 
 def settings_from_env(url: str, batch_size: int, max_send: int, env: dict[str, str] | None = None) -> WatchSettings:
     """ALERTS_LISTEN_URL (default: url; it must be a direct connection, not a transaction pooler),
-    ALERTS_WATCH_POLL_SECONDS (default 30) and ALERTS_WATCHER_NAME (default: the host name)."""
+    ALERTS_WATCH_POLL_SECONDS (default 30), ALERTS_WATCH_FANOUT_EVENTS (default 2) and
+    ALERTS_WATCHER_NAME (default: the host name)."""
     env = dict(os.environ) if env is None else env
     listen_url = env.get("ALERTS_LISTEN_URL", "").strip() or url
     raw_poll = env.get("ALERTS_WATCH_POLL_SECONDS", "").strip()
@@ -306,8 +333,12 @@ def settings_from_env(url: str, batch_size: int, max_send: int, env: dict[str, s
         poll = -1.0
     if not 0.1 <= poll <= 3600:
         raise UsageError(f"ALERTS_WATCH_POLL_SECONDS must be a number of seconds from 0.1 to 3600, got {raw_poll!r}")
+    raw_chunk = env.get("ALERTS_WATCH_FANOUT_EVENTS", "").strip()
+    if raw_chunk and not (raw_chunk.isdigit() and 1 <= int(raw_chunk) <= 100000):
+        raise UsageError(f"ALERTS_WATCH_FANOUT_EVENTS must be a whole number from 1 to 100000, got {raw_chunk!r}")
+    fanout_events = int(raw_chunk) if raw_chunk else DEFAULT_FANOUT_EVENTS
     name = env.get("ALERTS_WATCHER_NAME", "").strip() or socket.gethostname()
     if len(name) > 200:
         raise UsageError(f"ALERTS_WATCHER_NAME must be at most 200 characters, got {len(name)}")
     return WatchSettings(url=url, listen_url=listen_url, name=name, poll_seconds=poll, batch_size=batch_size,
-                         max_send=max_send)
+                         max_send=max_send, fanout_events=fanout_events)

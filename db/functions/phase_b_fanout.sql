@@ -19,7 +19,7 @@
 --     event's created_at: an event Phase A committed after this transaction began (while
 --     alerts_analyze_if_stale() waited for a lock) is visible to the statement and has a
 --     created_at later than now().
-CREATE OR REPLACE FUNCTION alerts_phase_b()
+CREATE OR REPLACE FUNCTION alerts_phase_b(max_events integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -33,11 +33,13 @@ AS $$
 -- same transaction as its deliveries, so a crash leaves it either wholly fanned out or untouched;
 -- fanout_completed_at is never before the event's created_at (alert_events_fanout_after_creation),
 -- also for an event committed after this transaction started.
+-- With max_events, only the oldest max_events pending events are fanned out (a watcher sends
+-- them before it fans out the next ones); NULL: all of them.
 -- Lock: pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_b')).
 DECLARE
     cfg alerts_config;
     counts jsonb;
-    -- The fanout statement. $1: cfg.fanout_lookback; /* on conflict */ marks where the
+    -- The fanout statement. $1: cfg.fanout_lookback, $2: max_events; /* on conflict */ marks where the
     -- fallback adds its ON CONFLICT clause.
     fanout_sql constant text := $fanout$
     WITH pending_events AS MATERIALIZED (
@@ -46,6 +48,8 @@ DECLARE
           FROM alert_events ae
          WHERE ae.fanout_completed_at IS NULL
            AND ae.created_at >= now() - $1
+         ORDER BY ae.created_at, ae.id
+         LIMIT $2
            FOR UPDATE
     ),
     plan_channels AS MATERIALIZED (
@@ -184,14 +188,30 @@ BEGIN
     -- 1,000,000 rows). If some exist (fanout_completed_at reset by hand), the unique key
     -- stops the statement; it is rolled back and run again skipping them.
     BEGIN
-        EXECUTE fanout_sql INTO counts USING cfg.fanout_lookback;
+        IF max_events IS NOT NULL AND max_events < 1 THEN
+            RAISE EXCEPTION 'alerts_phase_b: max_events must be at least 1 or NULL, got %', max_events
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        EXECUTE fanout_sql INTO counts USING cfg.fanout_lookback, max_events;
     EXCEPTION WHEN unique_violation THEN
         EXECUTE replace(fanout_sql, '/* on conflict */', 'ON CONFLICT (alert_event_id, user_id, channel, delivery_kind) DO NOTHING')
-           INTO counts USING cfg.fanout_lookback;
+           INTO counts USING cfg.fanout_lookback, max_events;
     END;
 
     RETURN counts;
 END;
+$$;
+COMMENT ON FUNCTION alerts_phase_b(integer) IS
+    'Phase B: fans every un-fanned alert event out to one delivery per matching user, channel and kind, and sets fanout_completed_at in the same transaction. Returns jsonb counts, or the skip object when another session runs Phase B. With max_events, only the oldest max_events pending events. Example: SELECT alerts_phase_b(2);';
+
+CREATE OR REPLACE FUNCTION alerts_phase_b()
+RETURNS jsonb
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+-- Guarantees and lock: those of alerts_phase_b(integer), which does the work, for every pending event.
+    SELECT alerts_phase_b(NULL::integer)
 $$;
 COMMENT ON FUNCTION alerts_phase_b() IS
     'Phase B: fans every un-fanned alert event out to one delivery per matching user, channel and kind, and sets fanout_completed_at in the same transaction. Returns jsonb counts, or the skip object when another session runs Phase B. Example: SELECT alerts_phase_b();';
