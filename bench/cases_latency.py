@@ -78,9 +78,10 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def watcher_up(conn: psycopg.Connection, name: str = WATCH_NAME) -> Callable[[], bool]:
-    return lambda: bool(scalar(conn, "SELECT coalesce(max(passes), 0) > 0 FROM alerts_watchers WHERE name = %s",
-                               [name]))
+def watcher_up(conn: psycopg.Connection, name: str = WATCH_NAME, pid: int | None = None) -> Callable[[], bool]:
+    """The watcher (that process, given pid) has made its first pass."""
+    return lambda: bool(scalar(conn, "SELECT coalesce(bool_or(passes > 0 AND (%s::integer IS NULL OR pid = %s)), false)"
+                                     " FROM alerts_watchers WHERE name = %s", [pid, pid, name]))
 
 
 SETTLED = """
@@ -184,22 +185,27 @@ def measure(conn: psycopg.Connection, outbox: Path, commits: dict[str, float]) -
 # ---------------------------------------------------------------- the cases
 
 
-def single_events(url: str, conn: psycopg.Connection, workdir: Path, sizes: LatencySizes) -> dict[str, object]:
-    """One source row per second for sizes.seconds seconds, a watcher sending."""
-    outbox = workdir / "watch-single.jsonl"
-    watcher = start_watcher(url, outbox)
+def single_events(url: str, conn: psycopg.Connection, workdir: Path, sizes: LatencySizes,
+                  watchers: int) -> dict[str, object]:
+    """One source row per second for sizes.seconds seconds, watchers watchers sending (with two, one
+    fans out while the other holds Phase C's lock and sends)."""
+    outbox = workdir / f"watch-single-{watchers}.jsonl"
+    names = [f"{WATCH_NAME}-{n}" for n in range(watchers)]
+    running = [start_watcher(url, outbox, name) for name in names]
     try:
-        wait_until(watcher_up(conn), 60, "the watcher's first pass")
+        for name in names:
+            wait_until(watcher_up(conn, name), 60, "the watchers' first passes")
         commits: dict[str, float] = {}
         started = time.monotonic()
         for n in range(sizes.seconds):
             time.sleep(max(0.0, started + n - time.monotonic()))
             key, committed = commit_source_row(conn, n)
             commits[key] = committed
-        wait_until(settled(conn, sizes.seconds), 120 + sizes.seconds,
+        wait_until(settled(conn, sizes.seconds), 300 + sizes.seconds,
                    f"{sizes.seconds * sizes.users:,} deliveries sent")
     finally:
-        stop_watcher(watcher)
+        for watcher in running:
+            stop_watcher(watcher)
     return measure(conn, outbox, commits)
 
 
@@ -238,19 +244,21 @@ def latency_cases(ctx) -> list[Result]:  # ctx: bench.cases.Context
     conn = ctx.conn
     results: list[Result] = []
 
-    reset_tables(conn)
-    latency_population(conn, sizes.users)
-    settle(conn, analyze=True)
-    single = single_events(ctx.url, conn, ctx.workdir, sizes)
-    last = single["commit_to_last_line"]
-    assert isinstance(last, dict)
-    deliveries = int(single["deliveries"])  # type: ignore[call-overload]
-    results.append(ctx.result(
-        "watch_latency", f"1 row/s for {sizes.seconds} s, {sizes.users:,} users", deliveries, float(last["p99"]),
-        "p99 commit -> last outbox line <= 2 s",
-        float(last["p99"]) <= 2.0 and deliveries == sizes.seconds * sizes.users and single["sent_twice"] == 0,
-        seconds_meaning="p99 from a source row's commit to its last user's outbox line", **single))
-    log.info("watch latency, single rows: %s", json.dumps(single))
+    for watchers in (1, 2):
+        reset_tables(conn)
+        latency_population(conn, sizes.users)
+        settle(conn, analyze=True)
+        single = single_events(ctx.url, conn, ctx.workdir, sizes, watchers)
+        last = single["commit_to_last_line"]
+        assert isinstance(last, dict)
+        deliveries = int(single["deliveries"])  # type: ignore[call-overload]
+        results.append(ctx.result(
+            "watch_latency", f"1 row/s for {sizes.seconds} s, {sizes.users:,} users, {watchers} watcher(s)",
+            deliveries, float(last["p99"]), "p99 commit -> last outbox line <= 2 s",
+            float(last["p99"]) <= 2.0 and deliveries == sizes.seconds * sizes.users and single["sent_twice"] == 0,
+            seconds_meaning="p99 from a source row's commit to its last user's outbox line", watchers=watchers,
+            **single))
+        log.info("watch latency, single rows, %s watcher(s): %s", watchers, json.dumps(single))
 
     reset_tables(conn)
     latency_population(conn, sizes.users)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory",
-         "watch_latency")
+         "watch_latency", "watch_faults", "watch_overlap")
 
 
 @dataclass

@@ -12,7 +12,8 @@ engine/baseline pair N times and reports the fastest of each (a noisy machine); 
 SQL files after the deploy (to measure a proposed function before it is in the plan). Prints a table on stdout, progress
 on stderr. Exit 0 when every case ran (1 with --strict when a target was missed), 1 when a case
 failed, 2 on bad usage. Cases: phase_b_fanout, phase_b_rerun, phase_c_send, claim_growth,
-phase_a, runner_memory, watch_latency (bench/cases_latency.py).
+phase_a, runner_memory, watch_latency (bench/cases_latency.py), watch_faults and watch_overlap
+(bench/cases_watch_faults.py).
 """
 
 import argparse
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cases  # noqa: E402
 from bench.cases_latency import latency_cases  # noqa: E402
+from bench.cases_watch_faults import fault_cases  # noqa: E402
 from bench.database import bench_database, connect  # noqa: E402
 from bench.procs import ROOT, kill_all  # noqa: E402
 from bench.report import CASES, Result, table, write_json  # noqa: E402
@@ -47,6 +49,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
     ({"phase_a"}, lambda ctx, _: cases.phase_a_cases(ctx)),
     ({"runner_memory"}, lambda ctx, _: cases.runner_memory_cases(ctx)),
     ({"watch_latency"}, lambda ctx, _: latency_cases(ctx)),
+    ({"watch_faults", "watch_overlap"}, lambda ctx, _: fault_cases(ctx)),
 ]
 
 

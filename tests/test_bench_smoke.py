@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory")
+CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory",
+         "watch_latency", "watch_faults", "watch_overlap")
 NUMBERS = ("rows", "seconds", "rows_per_s", "peak_rss_mb")
 
 
