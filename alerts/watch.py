@@ -13,21 +13,21 @@ connection is lost, one when it is back) and keeps a heartbeat row in alerts_wat
 import logging
 import math
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from types import FrameType
 
 import psycopg
 from psycopg.types.json import Json
 
 from alerts.db import check_schema, connect, one_line
 from alerts.errors import AlertsError, UsageError
+from alerts.history import run_error
 from alerts.listener import RECONNECT, Outage, WakeListener
 from alerts.phases import run_phase_c, run_sql_phase
 from alerts.secrets import mask_url
 from alerts.senders.base import Sender
+from alerts.shutdown import STOP
 
 log = logging.getLogger("alerts")
 
@@ -77,8 +77,6 @@ class Watcher:
     sender: Sender
     conn: psycopg.Connection | None = None
     listener: WakeListener | None = None
-    stopping: bool = False
-    in_pass: bool = False
     passes: int = 0
     beaten_at: float = 0.0
     db_outage: Outage = field(init=False)
@@ -88,14 +86,12 @@ class Watcher:
         self.db_outage = Outage(f"database connection to {mask_url(self.settings.url)}")
         self.pass_failures = Outage("passes")
 
-    # ------------------------------------------------------------------ signals
-
-    def stop(self, signum: int, _frame: FrameType | None) -> None:
-        """SIGTERM or SIGINT: between passes, stop at once; during a pass, interrupt it as the cron
-        runner is interrupted (claimed but unsent deliveries are released, nothing is lost)."""
-        self.stopping = True
-        if self.in_pass:
-            raise KeyboardInterrupt(f"signal {signum}")
+    @property
+    def stopping(self) -> bool:
+        """SIGTERM or SIGINT arrived (alerts.shutdown): between passes the watcher stops at once; during
+        one, Phase C finishes the messages in flight, records every outcome and releases the rest, as
+        the cron runner does, and no further phase starts. A second signal stops at once."""
+        return STOP.requested
 
     # ------------------------------------------------------------------ the loop
 
@@ -157,9 +153,10 @@ class Watcher:
         counts: dict[str, object] = {}
         sent_between: dict[str, object] = {}  # Phase C between Phase B's chunks
         timings: list[str] = []
-        self.in_pass = True
         try:
             for phase in plan.phases:
+                if self.stopping:
+                    break
                 phase_started = time.perf_counter()
                 if phase == "b" and "c" in plan.phases:
                     counts["b"], sent_between = self._fan_out_and_send()
@@ -175,8 +172,6 @@ class Watcher:
             self.pass_failures.failed(error)
             self._beat(None, f"{type(error).__name__}: {one_line(error)}")
             return FAILED
-        finally:
-            self.in_pass = False
         self.pass_failures.recovered()
         self.passes += 1
         log.info("pass %s (%s): %s; %.2fs", self.passes, ",".join(sorted(plan.reasons)), "; ".join(timings),
@@ -188,11 +183,10 @@ class Watcher:
         """Phase B a few events at a time, each chunk followed by Phase C, so the first messages of a
         burst leave before the whole burst is fanned out. Returns Phase B's counts and those of the
         Phase C runs between chunks, each added up."""
-        assert self.conn is not None
         total: dict[str, object] = {}
         sent: dict[str, object] = {}
         while not self.stopping:
-            row = self.conn.execute("SELECT alerts_phase_b(%s)", [self.settings.fanout_events]).fetchone()
+            row = self._work_conn().execute("SELECT alerts_phase_b(%s)", [self.settings.fanout_events]).fetchone()
             assert row is not None
             counts: dict[str, object] = row[0]
             total = merge_counts(total, counts)
@@ -203,18 +197,26 @@ class Watcher:
         return total, sent
 
     def _phase(self, phase: str) -> dict[str, object]:
-        assert self.conn is not None
         if phase != "c":
-            return run_sql_phase(self.conn, phase)
+            return run_sql_phase(self._work_conn(), phase)
         total: dict[str, object] = {}
         while True:  # a capped Phase C run that stopped early goes on at once, beating in between
             counts = run_phase_c(self.settings.url, self.sender, self.settings.batch_size, self.settings.max_send)
+            problem = run_error(counts)
+            if problem:  # under cron the run would exit non-zero; a watcher says so and carries on
+                log.error("phase c: %s", problem)
             total = merge_counts(total, counts)
             if counts.get("stopped_early") is not True or self.stopping:
                 return total
             self._beat(None)
 
     # ------------------------------------------------------------------ connection and heartbeat
+
+    def _work_conn(self) -> psycopg.Connection:
+        """The work connection, inside a pass: if a heartbeat found it gone, the pass ends as failed."""
+        if self.conn is None:
+            raise psycopg.OperationalError("the database connection was lost during the pass")
+        return self.conn
 
     def open(self) -> None:
         """The first connection: a failure here is a configuration error and ends the command."""
@@ -298,26 +300,23 @@ def merge_counts(total: dict[str, object], counts: dict[str, object]) -> dict[st
     return merged
 
 
-def watch(settings: WatchSettings, sender: Sender) -> dict[str, object]:
-    """Run until SIGTERM or SIGINT; returns the final counts. A stop between passes is immediate;
-    a stop during a pass interrupts it as it interrupts a cron run (unsent claims released)."""
+def watch(settings: WatchSettings, sender: Sender, stop_grace_seconds: float) -> dict[str, object]:
+    """Run until SIGTERM or SIGINT (alerts.shutdown: in-flight sends finish, outcomes recorded, the
+    rest released); returns the final counts, with "stopped_by" naming the signal."""
     watcher = Watcher(settings, sender)
     listener = WakeListener(settings.listen_url)
-    signal.signal(signal.SIGTERM, watcher.stop)
-    signal.signal(signal.SIGINT, watcher.stop)
+    STOP.install(stop_grace_seconds)
     log.info("watching %s as %r (listening on %s, full pass every %.0f s)", mask_url(settings.url), settings.name,
              mask_url(settings.listen_url), settings.poll_seconds)
     try:
         watcher.listener = listener
         watcher.open()
-        try:
-            return watcher.run(listener)
-        except KeyboardInterrupt:
-            log.info("stopped during pass %s: claimed but unsent deliveries were released", watcher.passes + 1)
-            return {"watch": "stopped", "name": settings.name, "passes": watcher.passes, "interrupted": True}
+        counts = watcher.run(listener)
     finally:
         listener.close()
         watcher.close()
+    log.info("watcher %s stopped by %s after %s passes", settings.name, STOP.signal_name, watcher.passes)
+    return {**counts, "stopped_by": STOP.signal_name}
 
 
 def settings_from_env(url: str, batch_size: int, max_send: int, env: dict[str, str] | None = None) -> WatchSettings:

@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import psycopg
 
+from alerts.errors import EXIT_STOPPED
 from bench import data
 from bench.database import reset_tables, scalar, settle, timed
 from bench.procs import ROOT, Child
@@ -65,7 +66,7 @@ def start_watcher(url: str, outbox: Path, name: str = WATCH_NAME, **env: str) ->
 def stop_watcher(child: Child) -> None:
     child.proc.terminate()
     done = child.wait()
-    if done.exit_code != 0:
+    if done.exit_code != EXIT_STOPPED:
         raise RuntimeError(f"runner.py --watch exited {done.exit_code}: {done.stderr[-2000:]}")
 
 

@@ -66,6 +66,16 @@ BEGIN
            AND c.relowner <> owner_oid
            AND (c.relname ~ '^alerts?_' OR c.relname = 'user_alert_deliveries')
            AND NOT alerts_table_is_adopted(c.relname)
+        UNION ALL
+        -- Free-standing sequences (alerts_claim_token_seq); a column's own sequence follows its table.
+        SELECT 'SEQUENCE', c.oid::regclass::text
+          FROM pg_class c
+         WHERE c.relnamespace = 'public'::regnamespace
+           AND c.relkind = 'S'
+           AND c.relowner <> owner_oid
+           AND c.relname LIKE 'alerts\_%'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
          ORDER BY 1, 2
     LOOP
         EXECUTE format('ALTER %s %s OWNER TO alerts_owner', object.kind, object.name);

@@ -82,9 +82,12 @@ AS $$
          WHERE g.status = 'queued' AND coalesce(g.next_retry_at, g.created_at) > now()
     ),
     leases AS (
-        SELECT min(d.lease_expires_at) AS at FROM user_alert_deliveries d WHERE d.status = 'sending'
+        -- Future ends only: a lease already over is reclaimed by the next Phase C, and while another
+        -- process holds Phase C a past time here would wake the watcher over and over.
+        SELECT min(d.lease_expires_at) AS at FROM user_alert_deliveries d
+         WHERE d.status = 'sending' AND d.lease_expires_at > now()
         UNION ALL
-        SELECT min(g.lease_expires_at) FROM alert_digests g WHERE g.status = 'sending'
+        SELECT min(g.lease_expires_at) FROM alert_digests g WHERE g.status = 'sending' AND g.lease_expires_at > now()
     ),
     digest_window_close AS (
         SELECT date_trunc(unit, now() - c.digest_grace) + ('1 ' || unit)::interval + c.digest_grace AS at
