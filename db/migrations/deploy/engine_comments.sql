@@ -33,6 +33,7 @@ COMMENT ON COLUMN user_alert_deliveries.sent_at IS 'When the provider accepted i
 COMMENT ON COLUMN user_alert_deliveries.provider_message_id IS 'The provider''s id of the sent message.';
 COMMENT ON COLUMN user_alert_deliveries.claimed_at IS 'When the current or last claim took the row.';
 COMMENT ON COLUMN user_alert_deliveries.lease_expires_at IS 'While sending: when reclaim_expired_deliveries() may take the row back.';
+COMMENT ON COLUMN user_alert_deliveries.claim_token IS 'The fencing token of the current or last claim (alerts_claim_token_seq); an outcome changes the row only with this token.';
 COMMENT ON COLUMN user_alert_deliveries.created_at IS 'When Phase B created the row; daily quotas count by its UTC day.';
 COMMENT ON COLUMN user_alert_deliveries.digest_id IS 'The alert_digests row a digest delivery was gathered into.';
 
@@ -52,6 +53,7 @@ COMMENT ON COLUMN alert_digests.sent_at IS 'When the provider accepted it.';
 COMMENT ON COLUMN alert_digests.provider_message_id IS 'The provider''s id of the sent message.';
 COMMENT ON COLUMN alert_digests.claimed_at IS 'When the current or last claim took the row.';
 COMMENT ON COLUMN alert_digests.lease_expires_at IS 'While sending: when reclaim_expired_digests() may take it back.';
+COMMENT ON COLUMN alert_digests.claim_token IS 'The fencing token of the current or last claim (alerts_claim_token_seq); an outcome changes the digest only with this token.';
 COMMENT ON COLUMN alert_digests.created_at IS 'When Phase D created the digest.';
 
 COMMENT ON TABLE alerts_config IS
