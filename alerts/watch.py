@@ -165,7 +165,7 @@ class Watcher:
                 else:
                     counts[phase] = self._phase(phase)
                 timings.append(f"{phase} {summary(counts[phase])} {time.perf_counter() - phase_started:.2f}s")
-        except psycopg.OperationalError as error:
+        except (psycopg.OperationalError, AlertsError) as error:  # AlertsError: Phase C could not connect
             self._lost(error)
             return FAILED
         except psycopg.Error as error:  # an SQL error must not end the watcher: logged once, retried
@@ -235,8 +235,9 @@ class Watcher:
         if self.db_outage.wait_seconds() > 0:
             return False
         try:
+            # No prepared statements, as alerts.db.connect: DATABASE_URL may be a transaction pooler.
             self.conn = psycopg.connect(self.settings.url, autocommit=True, connect_timeout=10,
-                                        application_name="alerts_v2_watch")
+                                        prepare_threshold=None, application_name="alerts_v2_watch")
             self._register()
         except psycopg.Error as error:
             self._lost(error)
