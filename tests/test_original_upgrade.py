@@ -1,0 +1,187 @@
+"""The in-place upgrade of a real energyriskiq-ops database (tests/original/: the schema its
+migrations built over its history, rows as its code writes them): both deploy tools adopt
+its alert tables, change none of its rows or column types, accept every write it still
+makes, leave its reads' results and Python types as they were, never claim its own kinds
+of delivery, run Phases A-D on it, and no failed deploy loses an adopted row."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from alerts import migrate
+from tests.conftest import run_runner
+from tests.legacy_fixture import snapshot_rows
+from tests.original_fixture import (
+    HOST_KIND_DELIVERIES,
+    ORIGINAL_STARTUP_DDL,
+    column_types,
+    load_original,
+    original_writes,
+    run_reads,
+    value_types,
+)
+from tests.test_migrations import schema_of, sqitch
+
+
+@pytest.fixture
+def original_url(empty_db_url: str) -> str:
+    load_original(empty_db_url)
+    return empty_db_url
+
+
+def original_state(url: str) -> tuple[dict[str, list[dict[str, Any]]], dict[tuple[str, str], tuple[str, str, str]]]:
+    """Every row of every table, and every column's type."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return snapshot_rows(url), column_types(conn)
+
+
+def assert_nothing_of_the_original_changed(url: str, rows: dict[str, list[dict[str, Any]]],
+                                           types: dict[tuple[str, str], tuple[str, str, str]]) -> None:
+    """Each original table still has each of its rows with each original column's value, and
+    each original column its type; the upgrade only adds (columns, tables, constraints)."""
+    after_rows, after_types = original_state(url)
+    for table, table_rows in rows.items():
+        columns = table_rows[0].keys() if table_rows else ()
+        kept = [{column: row[column] for column in columns} for row in after_rows[table]]
+        assert kept == table_rows, table
+    changed = {column: (kind, after_types.get(column)) for column, kind in types.items()
+               if after_types.get(column) != kind and column != ("alert_events", "cooldown_key")}
+    assert changed == {}, "the original's column types are kept"
+    # cooldown_key (NOT NULL without a default) accepts NULL, so the engine's INSERTs work.
+    assert after_types[("alert_events", "cooldown_key")] == ("text", "text", "YES")
+
+
+def adopted_tables(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT table_name FROM alerts_legacy_upgrade_log "
+                            "WHERE kind = 'adopted_table' ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
+
+
+def test_runner_migrate_adopts_the_original_and_changes_none_of_its_rows(original_url):
+    rows, types = original_state(original_url)
+    run = run_runner(original_url, "--migrate")
+    assert run.returncode == 0, run.stderr
+    assert adopted_tables(original_url) == ["alert_events", "user_alert_deliveries"]
+    assert_nothing_of_the_original_changed(original_url, rows, types)
+    with psycopg.connect(original_url) as conn:
+        unvalidated = conn.execute("SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+                                   "AND NOT convalidated").fetchall()
+        assert unvalidated == []
+        # The old engine's delivery stuck in 'sending' is leased, so the reclaim takes it back.
+        stuck = conn.execute("SELECT status, attempts, lease_expires_at IS NOT NULL FROM user_alert_deliveries "
+                             "WHERE id = 13").fetchone()
+        assert stuck == ("sending", 1, True)
+
+
+def test_sqitch_deploy_verify_adopts_the_original_and_a_second_deploy_changes_nothing(original_url):
+    rows, types = original_state(original_url)
+    sqitch(original_url, "deploy", "--verify")
+    assert adopted_tables(original_url) == ["alert_events", "user_alert_deliveries"]
+    assert_nothing_of_the_original_changed(original_url, rows, types)
+    schema, upgraded = schema_of(original_url), snapshot_rows(original_url)
+    sqitch(original_url, "deploy", "--verify")
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+    sqitch(original_url, "verify")
+    assert schema_of(original_url) == schema
+    assert snapshot_rows(original_url) == upgraded
+
+
+def test_the_original_reads_return_the_same_rows_in_the_same_types(original_url):
+    before = run_reads(original_url)
+    assert all(before.values()), [name for name, rows in before.items() if not rows]
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+    after = run_reads(original_url)
+    assert after == before
+    assert value_types(after) == value_types(before)
+
+
+def test_the_original_writes_are_accepted_after_the_upgrade_and_never_claimed(original_url):
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+        for statement in ORIGINAL_STARTUP_DDL:
+            conn.execute(statement)
+        for sql, params in original_writes():
+            conn.execute(sql, params)
+        written = conn.execute("SELECT id, delivery_kind, status, sent_at IS NOT NULL, last_error "
+                               "FROM user_alert_deliveries WHERE id > 22 ORDER BY id").fetchall()
+        assert [row[1:] for row in written] == [
+            ("index_digest", "sent", True, None),
+            ("index_digest", "skipped", True, "no_preferences"),
+            ("instant", "sent", True, None),
+            ("instant", "skipped", True, "email_disabled"),
+        ]
+        host_rows = conn.execute(
+            "SELECT id FROM user_alert_deliveries "
+            "WHERE delivery_kind NOT IN ('instant', 'digest') OR alert_event_id IS NULL").fetchall()
+        claimed = {row[0] for row in conn.execute("SELECT delivery_id FROM claim_deliveries(1000)").fetchall()}
+        assert not claimed & {row[0] for row in host_rows}, "the host's own kinds are never claimed"
+        assert not claimed & {row[0] for row in written}, "rows the host recorded whole are never claimed"
+    # The application restarted and ran its own migrations: the engine's schema still verifies.
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+    sqitch(original_url, "deploy", "--verify")
+
+
+def outbox_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def test_phases_a_to_d_send_every_queued_delivery_once(original_url, tmp_path):
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+        host_before = conn.execute("SELECT * FROM user_alert_deliveries WHERE id = ANY(%s) ORDER BY id",
+                                   [list(HOST_KIND_DELIVERIES)]).fetchall()
+        # Due now: the old engine's queue (one new, one whose retry time has come); the row it
+        # left in 'sending' comes back after its backoff, the one retrying in an hour later.
+        old_queue = conn.execute("SELECT id FROM user_alert_deliveries WHERE status = 'queued' "
+                                 "AND delivery_kind = 'instant' ORDER BY id").fetchall()
+        assert old_queue == [(10,), (11,), (12,)]
+    outbox = tmp_path / "outbox.jsonl"
+    env = {"ALERTS_SENDER": f"file:{outbox}"}
+    for _ in range(2):
+        run = run_runner(original_url, "--phase", "all", env=env)
+        assert run.returncode == 0, run.stderr
+    lines = outbox_lines(outbox)
+    instant = [line["delivery_id"] for line in lines if line["kind"] == "delivery"]
+    assert len(instant) == len(set(instant)), "no delivery is sent twice"
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        sent_now = {row[0] for row in conn.execute(
+            "SELECT id FROM user_alert_deliveries WHERE status = 'sent' AND claimed_at IS NOT NULL").fetchall()}
+        assert set(instant) == sent_now
+        assert {10, 11} <= sent_now, "the old engine's due queue is sent"
+        new_events = conn.execute("SELECT event_fingerprint FROM alert_events WHERE id > 6 ORDER BY id").fetchall()
+        assert new_events == [("HIGH_IMPACT_EVENT:103",)], "events the old engine alerted on are not alerted again"
+        fanned = conn.execute("SELECT DISTINCT alert_event_id FROM user_alert_deliveries "
+                              "WHERE claimed_at IS NOT NULL ORDER BY 1").fetchall()
+        assert (6,) in fanned, "the event the old engine created but never fanned out reaches its users"
+        due = conn.execute("SELECT count(*) FROM user_alert_deliveries WHERE status = 'queued' "
+                           "AND delivery_kind = 'instant' AND coalesce(next_retry_at, created_at) <= now()").fetchone()
+        assert due == (0,)
+        digested = conn.execute("SELECT status FROM user_alert_deliveries WHERE id = 15").fetchone()
+        assert digested != ("queued",), "the old engine's waiting digest delivery went into a digest"
+        host_after = conn.execute("SELECT * FROM user_alert_deliveries WHERE id = ANY(%s) ORDER BY id",
+                                  [list(HOST_KIND_DELIVERIES)]).fetchall()
+    assert [row[:len(host_before[0])] for row in host_after] == host_before, "the host's kinds are left alone"
+
+
+def test_a_sqitch_deploy_failing_midway_keeps_every_adopted_row(original_url):
+    rows, types = original_state(original_url)
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        # An object in the way of a later change: lock_keys cannot replace this function, so
+        # Sqitch reverts every change it deployed in this run, engine_tables' included.
+        conn.execute("CREATE FUNCTION alerts_lock_key(name text) RETURNS text LANGUAGE sql AS $$ SELECT name $$")
+    failed = sqitch(original_url, "deploy", "--verify", succeed=False)
+    assert "lock_keys" in failed.stdout + failed.stderr
+    assert "Reverting" in failed.stdout + failed.stderr or "revert" in (failed.stdout + failed.stderr).lower()
+    assert adopted_tables(original_url) == ["alert_events", "user_alert_deliveries"]
+    assert_nothing_of_the_original_changed(original_url, rows, types)
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION alerts_lock_key(text)")
+    sqitch(original_url, "deploy", "--verify")
+    assert_nothing_of_the_original_changed(original_url, rows, types)
