@@ -185,3 +185,21 @@ def test_a_sqitch_deploy_failing_midway_keeps_every_adopted_row(original_url):
         conn.execute("DROP FUNCTION alerts_lock_key(text)")
     sqitch(original_url, "deploy", "--verify")
     assert_nothing_of_the_original_changed(original_url, rows, types)
+
+
+def test_checks_an_interrupted_earlier_upgrade_left_behind_are_replaced(original_url):
+    """An earlier version of the upgrade stopped half-way on this database, leaving NOT VALID
+    CHECKs that already rejected the pro worker's rows; the upgrade replaces them."""
+    index_digest, params = original_writes()[0]
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE user_alert_deliveries ADD CONSTRAINT user_alert_deliveries_delivery_kind_check "
+                     "CHECK (delivery_kind IN ('instant', 'digest')) NOT VALID")
+        conn.execute("ALTER TABLE user_alert_deliveries ADD CONSTRAINT user_alert_deliveries_sent_has_sent_at "
+                     "CHECK ((status = 'sent') = (sent_at IS NOT NULL)) NOT VALID")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(index_digest, params)
+        migrate.deploy(conn)
+        conn.execute(index_digest, params)
+        kinds = conn.execute("SELECT delivery_kind, status, sent_at IS NOT NULL FROM user_alert_deliveries "
+                             "WHERE id > 22").fetchall()
+        assert kinds == [("index_digest", "failed", True)]
