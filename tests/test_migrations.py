@@ -81,7 +81,7 @@ def test_reworked_functions_upgrade_a_v1_0_install_and_revert_to_it(empty_db_url
     assert upgraded == schema_of(db_url)
     changed = {new[0] for new, old in zip(upgraded["functions"], at_v1_0["functions"], strict=True) if new != old}
     assert changed == {"alerts_phase_a()", "alerts_phase_b()", "alerts_analyze_if_stale()",
-                       "mark_deliveries_sent(bigint[],text[])"}
+                       "mark_deliveries_sent(bigint[],text[])", "alerts_prune(interval,integer)"}
     sqitch(empty_db_url, "revert", "-y", "--to", "@v1.0")
     assert schema_of(empty_db_url) == at_v1_0
 

@@ -203,3 +203,14 @@ def test_checks_an_interrupted_earlier_upgrade_left_behind_are_replaced(original
         kinds = conn.execute("SELECT delivery_kind, status, sent_at IS NOT NULL FROM user_alert_deliveries "
                              "WHERE id > 22").fetchall()
         assert kinds == [("index_digest", "failed", True)]
+
+
+def test_prune_deletes_only_the_engines_own_deliveries(original_url):
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+        while conn.execute("SELECT alerts_prune(interval '1 hour', 2)").fetchone()[0]:
+            pass
+        left = conn.execute("SELECT id FROM user_alert_deliveries WHERE status IN ('sent', 'skipped') "
+                            "ORDER BY id").fetchall()
+    # Kept: the web account's rows (2, 8, 14, 17) and the pro worker's kinds (19, 21, 22).
+    assert left == [(2,), (8,), (14,), (17,), (19,), (21,), (22,)]
