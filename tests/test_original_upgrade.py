@@ -214,3 +214,31 @@ def test_prune_deletes_only_the_engines_own_deliveries(original_url):
                             "ORDER BY id").fetchall()
     # Kept: the web account's rows (2, 8, 14, 17) and the pro worker's kinds (19, 21, 22).
     assert left == [(2,), (8,), (14,), (17,), (19,), (21,), (22,)]
+
+
+def test_rolling_back_to_the_old_alerts_runner_and_upgrading_again(original_url):
+    """docs/DBA.md, "Upgrading a running energyriskiq-ops": after a revert and with the two
+    lease CHECKs dropped, the old sender's statements work; a later deploy completes again."""
+    rows = snapshot_rows(original_url)
+    sqitch(original_url, "deploy", "--verify")
+    sqitch(original_url, "revert", "-y")
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE user_alert_deliveries "
+                     "DROP CONSTRAINT IF EXISTS user_alert_deliveries_sending_has_lease, "
+                     "DROP CONSTRAINT IF EXISTS user_alert_deliveries_sending_was_claimed")
+        # The old sender: claim, then sent / failed / retry; one claim left mid-send.
+        conn.execute("UPDATE user_alert_deliveries SET status = 'sending', attempts = COALESCE(attempts, 0) + 1 "
+                     "WHERE id = ANY(%s)", [[10, 11, 12]])
+        conn.execute("UPDATE user_alert_deliveries SET status = 'sent', sent_at = NOW(), provider_message_id = %s, "
+                     "last_error = NULL WHERE id = %s", ["msg-10", 10])
+        conn.execute("UPDATE user_alert_deliveries SET status = 'queued', last_error = %s, "
+                     "next_retry_at = NOW() + make_interval(secs => %s) WHERE id = %s", ["timeout", 120, 11])
+    assert adopted_tables(original_url) == ["alert_events", "user_alert_deliveries"]
+    sqitch(original_url, "deploy", "--verify")
+    with psycopg.connect(original_url) as conn:
+        after = conn.execute("SELECT id, status, attempts, lease_expires_at IS NOT NULL FROM user_alert_deliveries "
+                             "WHERE id IN (10, 11, 12) ORDER BY id").fetchall()
+    assert after == [(10, "sent", 1, False), (11, "queued", 2, False), (12, "sending", 3, True)]
+    others = [row for row in rows["user_alert_deliveries"] if row["id"] not in (10, 11, 12)]
+    current = snapshot_rows(original_url, ("user_alert_deliveries",))["user_alert_deliveries"]
+    assert [{column: row[column] for column in others[0]} for row in current if row["id"] not in (10, 11, 12)] == others
