@@ -23,7 +23,7 @@ from tests.original_fixture import (
     run_reads,
     value_types,
 )
-from tests.test_migrations import schema_of, sqitch
+from tests.test_migrations import as_fresh, engine_table_schema, schema_of, sqitch
 
 
 @pytest.fixture
@@ -242,3 +242,32 @@ def test_rolling_back_to_the_old_alerts_runner_and_upgrading_again(original_url)
     others = [row for row in rows["user_alert_deliveries"] if row["id"] not in (10, 11, 12)]
     current = snapshot_rows(original_url, ("user_alert_deliveries",))["user_alert_deliveries"]
     assert [{column: row[column] for column in others[0]} for row in current if row["id"] not in (10, 11, 12)] == others
+
+
+def test_the_upgraded_original_has_everything_a_fresh_deploy_has(original_url, db_url):
+    """Every column, constraint and index of a fresh deploy's engine tables exists on the
+    adopted ones by name (types and CHECK definitions as docs/DBA.md says), with the same
+    functions and configuration."""
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+    upgraded, fresh = engine_table_schema(original_url), engine_table_schema(db_url)
+    for part in ("columns", "constraints", "indexes"):
+        names = {row[:2] for row in upgraded[part]}
+        assert {row[:2] for row in fresh[part]} <= names, part
+    same = as_fresh(upgraded, fresh)
+    # The host's own column properties, kept: rows of its kinds have no alert event, its old
+    # events may lack a region or driver events, its writers give body and severity.
+    kept = {(table, column): (nullable, default) for table, column, _, nullable, default in same["columns"]}
+    assert {row[:2]: kept[row[:2]] for row in fresh["columns"] if row not in same["columns"]} == {
+        ("user_alert_deliveries", "alert_event_id"): ("YES", None),
+        ("alert_events", "scope_region"): ("YES", None),
+        ("alert_events", "driver_event_ids"): ("YES", None),
+        ("alert_events", "body"): ("NO", None),
+        ("alert_events", "severity"): ("NO", "3"),
+    }
+    checks = {(table, name): definition for table, name, definition in same["constraints"]}
+    differing = {name for table, name, definition in fresh["constraints"] if checks.get((table, name)) != definition}
+    # The host's own CHECKs under the engine's names: its channel list (with 'account'), its alert types.
+    assert differing == {"user_alert_deliveries_channel_check", "alert_events_alert_type_check"}
+    assert schema_of(original_url)["functions"] == schema_of(db_url)["functions"]
+    assert schema_of(original_url)["config"] == schema_of(db_url)["config"]
