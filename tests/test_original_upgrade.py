@@ -13,7 +13,7 @@ import pytest
 
 from alerts import migrate
 from tests.conftest import run_runner
-from tests.legacy_fixture import snapshot_rows
+from tests.legacy_fixture import relfilenodes, snapshot_rows
 from tests.original_fixture import (
     HOST_KIND_DELIVERIES,
     ORIGINAL_STARTUP_DDL,
@@ -24,6 +24,8 @@ from tests.original_fixture import (
     value_types,
 )
 from tests.test_migrations import as_fresh, engine_table_schema, schema_of, sqitch
+
+ORIGINAL_ALERT_TABLES = ("alert_events", "user_alert_deliveries", "user_alert_digests", "user_alert_digest_items")
 
 
 @pytest.fixture
@@ -63,10 +65,12 @@ def adopted_tables(url: str) -> list[str]:
 
 def test_runner_migrate_adopts_the_original_and_changes_none_of_its_rows(original_url):
     rows, types = original_state(original_url)
+    files = relfilenodes(original_url, ORIGINAL_ALERT_TABLES)
     run = run_runner(original_url, "--migrate")
     assert run.returncode == 0, run.stderr
     assert adopted_tables(original_url) == ["alert_events", "user_alert_deliveries"]
     assert_nothing_of_the_original_changed(original_url, rows, types)
+    assert relfilenodes(original_url, ORIGINAL_ALERT_TABLES) == files, "no table was rewritten"
     with psycopg.connect(original_url) as conn:
         unvalidated = conn.execute("SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
                                    "AND NOT convalidated").fetchall()
