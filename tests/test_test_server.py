@@ -3,7 +3,6 @@ that does not answer stops the run with one line; without DATABASE_URL a throwaw
 started and is gone afterwards, whether the tests pass, fail or are interrupted."""
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
