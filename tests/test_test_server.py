@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from alerts.embedded_pg import EmbeddedPostgresError, embedded_server, find_binaries, wanted_major
 from tests.conftest import ROOT
 
 CLOSED_PORT_URL = "postgresql://postgres:not-shown@127.0.0.1:1/postgres"
@@ -87,3 +88,25 @@ def test_without_database_url_a_throwaway_server_runs_the_tests_and_is_removed(t
     assert url.startswith("postgresql://postgres@127.0.0.1:")
     assert not answers(url), f"the throwaway server {url} still answers after a run that ended with {ending}"
     assert not data.exists(), f"{data} is left behind after a run that ended with {ending}"
+
+
+def test_a_chosen_major_version_gets_that_server():
+    with embedded_server(major=18) as url, psycopg.connect(url) as conn:
+        assert conn.info.server_version // 10000 == 18
+
+
+def test_a_major_version_nobody_has_is_one_clear_error():
+    with pytest.raises(EmbeddedPostgresError, match="no PostgreSQL 99 binaries found"):
+        find_binaries("auto", major=99)
+    with pytest.raises(EmbeddedPostgresError, match="must be a number, 15 or more, got '14'"):
+        wanted_major("14")
+
+
+def test_an_unusable_test_major_version_stops_the_run_with_one_line():
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_phase_a.py"],
+                            cwd=ROOT, env=inner_env(ALERTS_TEST_PG="fourteen"), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == ["ERROR: ALERTS_TEST_PG (make test PG=N): the PostgreSQL major version must be a number, "
+                      "15 or more, got 'fourteen'"], result.stderr
