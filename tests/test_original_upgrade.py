@@ -116,12 +116,19 @@ def test_the_original_writes_are_accepted_after_the_upgrade_and_never_claimed(or
             ("instant", "sent", True, None),
             ("instant", "skipped", True, "email_disabled"),
         ]
-        host_rows = conn.execute(
-            "SELECT id FROM user_alert_deliveries "
-            "WHERE delivery_kind NOT IN ('instant', 'digest') OR alert_event_id IS NULL").fetchall()
+        # Rows of a kind of the host's that wait in 'queued' (as a host worker queueing its own
+        # sends would leave them), with and without an alert event: not the engine's to send.
+        conn.execute("INSERT INTO user_alert_deliveries (id, user_id, alert_event_id, channel, status, delivery_kind, "
+                     "geri_date) VALUES (900, 4, NULL, 'email', 'queued', 'index_digest', current_date + 1), "
+                     "(901, 2, 2, 'telegram', 'queued', 'weekly_summary', NULL)")
+        host_query = ("SELECT * FROM user_alert_deliveries "
+                      "WHERE delivery_kind NOT IN ('instant', 'digest') OR alert_event_id IS NULL ORDER BY id")
+        host_rows = conn.execute(host_query).fetchall()
         claimed = {row[0] for row in conn.execute("SELECT delivery_id FROM claim_deliveries(1000)").fetchall()}
-        assert not claimed & {row[0] for row in host_rows}, "the host's own kinds are never claimed"
+        conn.execute("SELECT alerts_phase_d()")
+        assert conn.execute(host_query).fetchall() == host_rows, "the host's own kinds are never claimed or digested"
         assert not claimed & {row[0] for row in written}, "rows the host recorded whole are never claimed"
+        assert {10, 11} <= claimed, "the engine's own queue is claimed"
     # The application restarted and ran its own migrations: the engine's schema still verifies.
     with psycopg.connect(original_url, autocommit=True) as conn:
         migrate.deploy(conn)
