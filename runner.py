@@ -21,6 +21,7 @@ import psycopg
 
 from alerts import migrate
 from alerts.cli import run_command
+from alerts.database_url import validate_database_url
 from alerts.db import check_schema, connect
 from alerts.delivery import DEFAULT_BATCH_SIZE
 from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
@@ -80,10 +81,7 @@ def int_env(name: str, default: int | None, *, minimum: int = 0) -> int | None:
 
 
 def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        raise UsageError("DATABASE_URL is not set: export DATABASE_URL=postgresql://user@host:5432/dbname")
-    return url
+    return validate_database_url(os.environ.get("DATABASE_URL", "").strip())
 
 
 def emit(counts: dict[str, object]) -> None:
