@@ -143,3 +143,20 @@ def test_a_digest_claim_skips_digests_another_claimer_holds(conn, db_url):
         first.rollback()
         second.rollback()
     assert len(first_ids) == 1 and len(second_ids) == 1 and not first_ids & second_ids
+
+
+def test_the_digest_subject_names_the_utc_window_whatever_the_database_time_zone(conn, db_url, tmp_path):
+    """A database whose TimeZone is UTC-10: the runner's session reads window_start in that zone,
+    and the subject must still name the UTC day and hour the window starts at."""
+    _digest_user(conn)
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    conn.execute(f"ALTER DATABASE {database} SET timezone TO 'Etc/GMT+10'")
+    conn.execute("UPDATE alerts_config SET digest_period = 'hourly'")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = date_trunc('day', now()) - interval '2 hours'")
+    outbox = tmp_path / "outbox.jsonl"
+    result = run_runner(db_url, "--phase", "all", env={"ALERTS_SENDER": f"file:{outbox}"})
+    assert result.returncode == 0, result.stderr
+    (window,) = conn.execute("SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
+                             "FROM alert_digests").fetchone()
+    (message,) = _outbox(outbox)
+    assert f"for {window} UTC:" in message["subject"], (window, message["subject"])
