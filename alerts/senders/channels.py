@@ -70,6 +70,8 @@ class ChannelRouter:
         self._per_minute = dict(per_minute or {})
         self._recent: dict[str, deque[float]] = {channel: deque() for channel in self._per_minute}
         self.retry_after: float | None = None  # after send(): seconds the message's channel is held
+        # channels their provider held (asked us to wait, or could not be reached), with its answer
+        self.provider_holds: dict[str, str] = {}
 
     def __repr__(self) -> str:
         routes = ", ".join(f"{channel}={sender.name}" for channel, sender in self._senders.items())
@@ -118,6 +120,7 @@ class ChannelRouter:
         self.retry_after = wait if result.outcome is Outcome.TRANSIENT and wait else None
         if self.retry_after:
             self._held_until[message.channel] = self._clock() + self.retry_after
+            self.provider_holds[message.channel] = result.error or f"{sender.name} asked us to wait"
         return result
 
     def flush(self) -> None:

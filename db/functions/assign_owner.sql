@@ -5,6 +5,7 @@
 -- What counts as the engine's, in schema public:
 --   functions  named alerts_*, or SECURITY DEFINER with the engine's pinned search_path
 --              (pg_catalog, public, pg_temp): every SECURITY DEFINER function of the engine is
+--   sequences  alerts_* sequences that belong to no table (a column's sequence follows its table)
 --   tables     alert_events, user_alert_deliveries, alert_digests and alerts_*, except a table
 --              adopted from a pre-v2 installation (alerts_legacy_upgrade_log): the host
 --              application keeps owning it and alerts_owner gets the privileges it needs on it
@@ -66,6 +67,16 @@ BEGIN
            AND c.relowner <> owner_oid
            AND (c.relname ~ '^alerts?_' OR c.relname = 'user_alert_deliveries')
            AND NOT alerts_table_is_adopted(c.relname)
+        UNION ALL
+        -- Free-standing sequences (alerts_claim_token_seq); a column's own sequence follows its table.
+        SELECT 'SEQUENCE', c.oid::regclass::text
+          FROM pg_class c
+         WHERE c.relnamespace = 'public'::regnamespace
+           AND c.relkind = 'S'
+           AND c.relowner <> owner_oid
+           AND c.relname LIKE 'alerts\_%'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
          ORDER BY 1, 2
     LOOP
         EXECUTE format('ALTER %s %s OWNER TO alerts_owner', object.kind, object.name);

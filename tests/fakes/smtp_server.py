@@ -2,13 +2,15 @@
 
 refuse[address] = "451 4.7.1 ..." or "550 5.1.1 ..." answers RCPT TO for that address;
 drop_after_data closes the connection right after a message is accepted, like a server
-that hangs up on idle clients. Optional AUTH (users: login -> password), STARTTLS
-(tls_context) or implicit TLS (smtps_context).
+that hangs up on idle clients; data_delay seconds pass between receiving a message and
+answering 250 (data_started is set when the first one arrives), like a slow relay.
+Optional AUTH (users: login -> password), STARTTLS (tls_context) or implicit TLS (smtps_context).
 """
 
 import asyncio
 import ssl
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -44,6 +46,8 @@ class ReceivedMessage:
 class RecordingHandler:
     refuse: dict[str, str] = field(default_factory=dict)
     drop_after_data: bool = False
+    data_delay: float = 0.0
+    data_started: threading.Event = field(default_factory=threading.Event)
     messages: list[ReceivedMessage] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
 
@@ -58,6 +62,9 @@ class RecordingHandler:
         self.messages.append(ReceivedMessage(
             mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos), peer=tuple(session.peer),
             tls=_encrypted(server), raw=bytes(envelope.original_content or b"")))
+        self.data_started.set()
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.drop_after_data and server.transport is not None:
             asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 2.0.0 Message accepted for delivery"
