@@ -218,3 +218,37 @@ def test_missing_roles_are_named_with_the_statements_that_create_them():
         assert result.returncode == 0, result.stderr
         _deployed_and_working(with_database(server.url, "app"))
 
+
+
+def test_tables_adopted_from_the_host_application_stay_its_own(empty_db_url):
+    """A pre-v2 installation whose host role owns alert_events and user_alert_deliveries: after the
+    upgrade that role still owns them and still writes them; alerts_owner only got privileges."""
+    from tests.legacy_fixture import load_legacy
+
+    host = f"host_app_{uuid.uuid4().hex[:10]}"
+    load_legacy(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(host)))
+        try:
+            for table in ("alert_events", "user_alert_deliveries", "events"):
+                conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), sql.Identifier(host)))
+            assert run_runner(empty_db_url, "--migrate").returncode == 0
+            owners = dict(conn.execute("SELECT relname, pg_get_userbyid(relowner) FROM pg_class "
+                                       "WHERE relname IN ('alert_events', 'user_alert_deliveries', 'events', "
+                                       "'alerts_runs')").fetchall())
+            assert owners == {"alert_events": host, "user_alert_deliveries": host, "events": host,
+                              "alerts_runs": "alerts_owner"}
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(host)))
+            conn.execute("UPDATE user_alert_deliveries SET last_error = last_error")  # the host app still writes
+            conn.execute("INSERT INTO events (title, region, severity_score) VALUES ('host blast', 'Asia', 5)")
+            conn.execute("SET ROLE alerts_runner")
+            assert conn.execute("SELECT alerts_phase_a()->'created'").fetchone()[0] >= 1
+            assert conn.execute("SELECT alerts_phase_b()->'locked'").fetchone() == (True,)
+            conn.execute("RESET ROLE")
+            assert _not_owned_by_alerts_owner(conn) == [f"alert_events owned by {host}",
+                                                        f"user_alert_deliveries owned by {host}"]
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO postgres").format(sql.Identifier(host)))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(host)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(host)))

@@ -5,6 +5,7 @@
 -- What counts as the engine's, in schema public:
 --   functions  named alerts_*, or SECURITY DEFINER with the engine's pinned search_path
 --              (pg_catalog, public, pg_temp): every SECURITY DEFINER function of the engine is
+--   sequences  alerts_* sequences that belong to no table (a column's sequence follows its table)
 --   tables     alert_events, user_alert_deliveries, alert_digests and alerts_*, except a table
 --              adopted from a pre-v2 installation (alerts_legacy_upgrade_log): the host
 --              application keeps owning it and alerts_owner gets the privileges it needs on it

@@ -17,6 +17,13 @@ BEGIN
           FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
            AND c.relowner = 'alerts_owner'::regrole
+        UNION ALL
+        SELECT 'SEQUENCE', c.oid::regclass::text
+          FROM pg_class c
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'S'
+           AND c.relowner = 'alerts_owner'::regrole
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
     LOOP
         EXECUTE format('ALTER %s %s OWNER TO %I', object.kind, object.name, current_user);
     END LOOP;
