@@ -1,8 +1,11 @@
 """Phase C: claim, send and record, for instant deliveries and for digests alike.
 
 A Queue names the stored functions of one kind of sendable row; deliver() runs the same
-claim -> send -> record loop over each. Every claimed row ends the batch with exactly one
-recorded outcome; a row that was never handed to a provider is released with its attempt.
+claim -> send -> record loop over each: many messages in flight per channel through the real
+providers (alerts.concurrent_delivery), one at a time, in batches, into the file outbox or the
+console (this module), where a local write is faster than any thread could make it. Every
+claimed row ends with exactly one recorded outcome; a row that was never handed to a provider
+is released with its attempt.
 
 A batch is claimed in one statement (DEFAULT_BATCH_SIZE rows: each claim walks the queue
 index from its head, so fewer, larger claims cost less). Its outcomes are written when the
@@ -13,6 +16,7 @@ sender records once per batch; a slow one every second.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,12 +113,22 @@ def count_due(conn: psycopg.Connection, up_to: int | None, channels: list[str] |
 
 
 def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int,
-            record_interval: float = RECORD_INTERVAL_SECONDS) -> DeliveryCounts:
-    """Instant deliveries first, then digests, until nothing sendable is due or max_send rows
-    were claimed. Only the channels the sender can serve now are claimed; the rest stay queued."""
+            record_interval: float = RECORD_INTERVAL_SECONDS, stop: threading.Event | None = None) -> DeliveryCounts:
+    """Instant deliveries first, then digests, until nothing sendable is due, max_send rows were
+    claimed or stop is set. Only the channels the sender can serve now are claimed; the rest stay
+    queued. A sender with providers per channel sends many at once; a local one, one at a time."""
+    from alerts.concurrent_delivery import drain_concurrently, lease_seconds_of  # it builds on this module
+
     counts = DeliveryCounts()
+    concurrent = sender.configured_channels() is not None
+    lease = lease_seconds_of(conn) if concurrent else 0.0
     for queue in QUEUES:
-        drain(conn, queue, sender, batch_size, max_send, counts, record_interval)
+        if stop is not None and stop.is_set():
+            break
+        if concurrent:
+            drain_concurrently(conn, queue, sender, batch_size, max_send, counts, record_interval, lease, stop)
+        else:
+            drain(conn, queue, sender, batch_size, max_send, counts, record_interval)
     channels = sendable_channels(sender)
     counts.stopped_early = counts.claimed >= max_send and count_due(conn, 1, channels) > 0
     report_unserved_channels(conn, sender, counts)
@@ -156,19 +170,19 @@ def send_and_record(conn: psycopg.Connection, queue: Queue, sender: Sender, rows
 
 def sendable_channels(sender: Sender) -> list[str] | None:
     """The channels worth claiming now; None when the sender serves every channel."""
-    available = getattr(sender, "available_channels", None)
-    return sorted(available()) if available else None
+    available = sender.available_channels()
+    return sorted(available) if available is not None else None
 
 
 def report_unserved_channels(conn: psycopg.Connection, sender: Sender, counts: DeliveryCounts) -> None:
     """Count what stays queued because its channel has no sender, or is held by its provider."""
-    configured = getattr(sender, "configured_channels", None)
+    configured = sender.configured_channels()
     if configured is None:
         return
     sendable = sendable_channels(sender) or []
     for channel in CHANNELS:
         due = count_due(conn, None, [channel])
-        if due and channel not in configured():
+        if due and channel not in configured:
             counts.channels_not_configured[channel] = due
             log.error("%s %s messages stay queued: %s", due, channel, ChannelNotConfigured(channel))
         elif due and channel not in sendable:
@@ -193,7 +207,7 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
                 continue
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
-            _file_result(outcomes, row_id, result, row["channel"], counts)
+            file_result(outcomes, row_id, result, row["channel"], counts)
         outcomes.unsent.discard(row_id)
         after_each()
     make_durable(sender, outcomes)
@@ -210,7 +224,7 @@ def make_durable(sender: Sender, outcomes: BatchOutcomes) -> None:
         outcomes.sent.clear()
 
 
-def _file_result(outcomes: BatchOutcomes, row_id: int, result: SendResult, channel: str,
+def file_result(outcomes: BatchOutcomes, row_id: int, result: SendResult, channel: str,
                  counts: DeliveryCounts) -> None:
     if result.outcome is Outcome.SENT:
         outcomes.sent.append((row_id, result.provider_message_id or ""))
