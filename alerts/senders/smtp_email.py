@@ -17,10 +17,13 @@ Whatever the flags say, a password is only ever sent over TLS or to a loopback h
 Certificates are verified against the system store; SSL_CERT_FILE adds a private CA.
 
 A pool of connections serves the run, one per message in flight (send() is called from
-several threads): each is checked with NOOP before reuse, and a connection that failed is
-closed and replaced by a new one. Outcomes: accepted -> SENT with the Message-ID as the
-provider id; 4xx replies, connection errors and timeouts -> TRANSIENT; 5xx replies to the
-message (e.g. 550 recipient refused) -> PERMANENT. Failures while connecting, in STARTTLS
+several threads). A connection idle for more than a second is checked with NOOP before reuse;
+one in steady use is not (a NOOP is one more round trip per message), and if the server has
+dropped it meanwhile, MAIL FROM fails before any of the message was sent, so the message is
+sent once more on a new connection. A connection that failed is closed and replaced.
+Outcomes: accepted -> SENT with the Message-ID as the provider id; 4xx replies, connection
+errors and timeouts -> TRANSIENT; 5xx replies to the message (e.g. 550 recipient refused) ->
+PERMANENT. Failures while connecting, in STARTTLS
 or in login (e.g. 535 wrong password) are about the server or our settings, not the
 message: TRANSIENT, so the rows go out once the settings are fixed.
 """
@@ -31,6 +34,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +57,11 @@ log = logging.getLogger("alerts.senders.smtp")
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
 STARTTLS_MODES = ("auto", "require", "never")
 DEFAULT_TIMEOUT = 20.0
+NOOP_AFTER_IDLE = 1.0  # seconds: a connection idle longer is checked with NOOP before reuse
+
+
+class StaleConnection(Exception):
+    """A reused connection failed at MAIL FROM: nothing of the message was sent."""
 
 
 @dataclass(frozen=True)
@@ -160,18 +169,43 @@ def local_hostname() -> str:
     return socket.getfqdn() or "localhost"
 
 
-def build_email(message: OutgoingMessage, email_from: EmailFrom) -> EmailMessage:
-    """text/plain + text/html alternative with a Message-ID derived from the delivery id."""
+REFERENCE_MARK = "reference-mark-5f3a9c1e7b"  # ASCII, kept as it is by 7bit and 8bit transfer encodings
+
+
+@lru_cache(maxsize=128)
+def event_part(subject: str, text: str, html: str, from_header: str) -> bytes:
+    """Subject, From and the text/plain + text/html alternative, built by the email package."""
     email = EmailMessage()
-    email["Subject"] = templates.email_subject(message)
-    email["From"] = email_from.header()
-    email["To"] = message.destination
-    email["Date"] = format_datetime(datetime.now(UTC))
-    email["Message-ID"] = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
+    email["Subject"] = subject
+    email["From"] = from_header
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
-    email.set_content(templates.email_text(message))
-    email.add_alternative(templates.email_html(message), subtype="html")
-    return email
+    email.set_content(text)
+    email.add_alternative(html, subtype="html")
+    return email.as_bytes(policy=email.policy.clone(linesep="\r\n"))
+
+
+def shared_part(message: OutgoingMessage, email_from: EmailFrom) -> bytes:
+    """The message without its own headers. Building a MIME message costs about 2 ms, which at
+    hundreds of emails a second would be the runner's main work, and the recipients of one event
+    differ only by the footer's reference: so the part is built once per event with a mark where
+    the reference goes, and the mark replaced per recipient. When the text's transfer encoding did
+    not keep the mark as it is (base64), the part is built for this message alone."""
+    subject = templates.email_subject(message)
+    marked = event_part(subject, templates.email_text(message, REFERENCE_MARK),
+                        templates.email_html(message, REFERENCE_MARK), email_from.header())
+    if marked.count(REFERENCE_MARK.encode()) == 2:
+        return marked.replace(REFERENCE_MARK.encode(), templates.reference(message).encode())
+    return event_part.__wrapped__(subject, templates.email_text(message), templates.email_html(message),
+                                  email_from.header())
+
+
+def build_email(message: OutgoingMessage, email_from: EmailFrom) -> tuple[bytes, str]:
+    """(the message as sent, its Message-ID): the recipient's own To, Date and a Message-ID derived
+    from the delivery id, then the shared part. The destination passed the one destination rule
+    (no spaces or line breaks), so it goes into To as it is."""
+    message_id = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
+    own = f"To: {message.destination}\r\nDate: {format_datetime(datetime.now(UTC))}\r\nMessage-ID: {message_id}\r\n"
+    return own.encode() + shared_part(message, email_from), message_id
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -194,7 +228,7 @@ class SmtpEmailSender(Provider):
         self.config = config
         self.secret = config.password
         self._ssl_context = ssl_context
-        self._idle: list[smtplib.SMTP] = []  # the most recently used first out: the likeliest to be alive
+        self._idle: list[tuple[smtplib.SMTP, float]] = []  # (connection, last used): the newest first out
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -202,41 +236,77 @@ class SmtpEmailSender(Provider):
 
     def transmit(self, message: OutgoingMessage) -> SendResult:
         try:
-            email = build_email(message, self.config.email_from)
+            raw, message_id = build_email(message, self.config.email_from)
         except ValueError as error:  # a header the email package refuses, e.g. a line break
             return self.failed(message, permanent=True, error=f"cannot build the email: {error}")
         try:
-            smtp = self._checkout()
+            smtp, reused = self._checkout()
+            try:
+                result, reusable = self._transmit(smtp, raw, message_id, message, reused)
+            except StaleConnection:
+                _quietly_close(smtp)
+                smtp = self._open()
+                result, reusable = self._transmit(smtp, raw, message_id, message, reused=False)
         except (smtplib.SMTPException, OSError, SmtpSetupError) as error:
             return self.unreachable(message, self._setup_error(error))
-        result, reusable = self._transmit(smtp, email, message)
         if reusable:
             with self._lock:
-                self._idle.append(smtp)
+                self._idle.append((smtp, time.monotonic()))
         else:
             _quietly_close(smtp)
         return result
 
-    def _transmit(self, smtp: smtplib.SMTP, email: EmailMessage,
-                  message: OutgoingMessage) -> tuple[SendResult, bool]:
-        """The result, and whether the connection may serve another message."""
+    def _transmit(self, smtp: smtplib.SMTP, raw: bytes, message_id: str, message: OutgoingMessage,
+                  reused: bool) -> tuple[SendResult, bool]:
+        """The result, and whether the connection may serve another message; StaleConnection when a
+        reused connection fails at MAIL FROM."""
         try:
-            smtp.send_message(email, from_addr=self.config.email_from.address, to_addrs=[message.destination])
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()))
-            return self.failed(message, *classify_reply(code, reply, "recipient refused")), True
+            self._mail_from(smtp, raw, message.destination, reused)
+            code, reply = smtp.rcpt(message.destination)
+            if code not in (250, 251):
+                return self._refused(smtp, message, code, reply, "recipient refused")
+            code, reply = smtp.data(raw)
+            if code != 250:
+                return self._refused(smtp, message, code, reply, "message refused")
         except smtplib.SMTPSenderRefused as error:
-            return self.failed(message, *classify_reply(error.smtp_code, error.smtp_error, "sender refused")), True
-        except smtplib.SMTPDataError as error:
-            return self.failed(message, *classify_reply(error.smtp_code, error.smtp_error, "message refused")), True
+            return self._refused(smtp, message, error.smtp_code, error.smtp_error, "sender refused")
         except smtplib.SMTPNotSupportedError as error:  # e.g. a UTF-8 address and no SMTPUTF8
             return self.failed(message, permanent=True, error=f"SMTP server cannot take this message: {error}"), True
-        except smtplib.SMTPResponseException as error:
-            return self.failed(message, *classify_reply(error.smtp_code, error.smtp_error, "while sending")), False
+        except smtplib.SMTPResponseException as error:  # DATA itself refused, or 421 closing
+            return self._refused(smtp, message, error.smtp_code, error.smtp_error, "while sending")
         except (smtplib.SMTPException, OSError) as error:  # disconnected, timed out, reset
             return self.failed(message, permanent=False, error=f"SMTP connection lost while sending: "
                                                                f"{type(error).__name__}: {error}"), False
-        return SendResult.sent(str(email["Message-ID"])), True
+        return SendResult.sent(message_id), True
+
+    def _mail_from(self, smtp: smtplib.SMTP, raw: bytes, destination: str, reused: bool) -> None:
+        """MAIL FROM with the options smtplib's sendmail() would give (SIZE; SMTPUTF8 for a non-ASCII address)."""
+        options = []
+        if not destination.isascii():
+            if not smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("the server does not offer SMTPUTF8 for a non-ASCII address")
+            options += ["SMTPUTF8", "BODY=8BITMIME"]
+        if smtp.has_extn("size"):
+            options.append(f"SIZE={len(raw)}")
+        try:
+            code, reply = smtp.mail(self.config.email_from.address, options)
+        except (smtplib.SMTPServerDisconnected, OSError) as error:
+            if reused:
+                raise StaleConnection() from error
+            raise
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, self.config.email_from.address)
+
+    def _refused(self, smtp: smtplib.SMTP, message: OutgoingMessage, code: int, reply: bytes | str,
+                 what: str) -> tuple[SendResult, bool]:
+        """A refusal: reset the transaction so the connection serves the next message (not after 421)."""
+        reusable = code != 421
+        if reusable:
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                reusable = False
+        return self.failed(message, *classify_reply(code, reply, what)), reusable
 
     def _setup_error(self, error: BaseException) -> str:
         where = f"{self.config.host}:{self.config.port}"
@@ -251,16 +321,18 @@ class SmtpEmailSender(Provider):
             return f"SMTP server {where} timed out after {self.config.timeout:g}s"
         return f"cannot reach SMTP server {where}: {type(error).__name__}: {error}"
 
-    def _checkout(self) -> smtplib.SMTP:
-        """An idle connection that still answers NOOP, else a new one."""
+    def _checkout(self) -> tuple[smtplib.SMTP, bool]:
+        """(connection, reused): an idle one (NOOP-checked when idle over NOOP_AFTER_IDLE), else a new one."""
         while True:
             with self._lock:
-                smtp = self._idle.pop() if self._idle else None
+                smtp, last_used = self._idle.pop() if self._idle else (None, 0.0)
             if smtp is None:
-                return self._open()
+                return self._open(), False
+            if time.monotonic() - last_used <= NOOP_AFTER_IDLE:
+                return smtp, True
             try:
                 if smtp.noop()[0] == 250:
-                    return smtp
+                    return smtp, True
             except (smtplib.SMTPException, OSError):
                 pass
             _quietly_close(smtp)
@@ -307,7 +379,7 @@ class SmtpEmailSender(Provider):
         """QUIT every idle connection (a connection in use is closed by its sender)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for smtp in idle:
+        for smtp, _ in idle:
             _quietly_close(smtp, polite=True)
 
 

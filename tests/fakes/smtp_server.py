@@ -10,12 +10,12 @@ that hangs up on idle clients. Optional AUTH (users: login -> password), STARTTL
 """
 
 import asyncio
+import hashlib
 import re
 import ssl
 import subprocess
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -83,7 +83,7 @@ class RecordingHandler:
 
     def _defer_once(self, raw: bytes) -> bool:
         message_id = message_id_of(raw)
-        if zlib.crc32(message_id.encode()) % 10_000 >= self.defer_share * 10_000:
+        if int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:4]) % 10_000 >= self.defer_share * 10_000:
             return False
         with self.lock:
             if message_id in self.deferred:
