@@ -204,7 +204,8 @@ def gather(handover: Handover, lanes_by_channel: dict[str | None, Lane], outcome
             lane = lanes_by_channel.get(done.job.channel) or lanes_by_channel[None]
             lane.pending -= 1
             if done.result is None:
-                outcomes.unsent.add(done.job.row_id)  # released at the next record
+                outcomes.unsent.add(done.job.row_id)  # released at once, then due again
+                lane.exhausted = False
             else:
                 lane.sent += 1
                 lane.first_result_at = lane.first_result_at or time.monotonic()
@@ -243,7 +244,7 @@ def drain_concurrently(conn: psycopg.Connection, queue_def: Queue, sender: Sende
             if not busy(sender, lanes, counts, max_send):
                 break
             gather(handover, by_channel, outcomes, counts, recorded_at + record_interval - time.monotonic())
-            if time.monotonic() - recorded_at >= record_interval:
+            if outcomes.unsent or time.monotonic() - recorded_at >= record_interval:
                 make_durable(sender, outcomes)
                 record(conn, queue_def, outcomes, counts)
                 recorded_at = time.monotonic()

@@ -57,6 +57,8 @@ class RecordingHandler:
     messages: list[ReceivedMessage] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
     deferred: set[str] = field(default_factory=set)  # Message-IDs answered 451
+    in_flight: int = 0  # messages whose DATA is being answered right now
+    most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -67,8 +69,13 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_delay:
-            await asyncio.sleep(self.data_delay)
+        self.in_flight += 1  # the event loop's thread only: no lock needed
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.data_delay:
+                await asyncio.sleep(self.data_delay)
+        finally:
+            self.in_flight -= 1
         raw = bytes(envelope.original_content or b"")
         if self.defer_share and self._defer_once(raw):
             return "451 4.3.0 Temporary failure, try again later"
