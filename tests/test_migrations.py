@@ -74,7 +74,10 @@ def test_reworked_functions_upgrade_a_v1_0_install_and_revert_to_it(empty_db_url
     sqitch(empty_db_url, "deploy", "--verify")
     upgraded = schema_of(empty_db_url)
     assert upgraded == schema_of(db_url)
-    changed = {new[0] for new, old in zip(upgraded["functions"], at_v1_0["functions"], strict=True) if new != old}
+    before = {function[0]: function for function in at_v1_0["functions"]}
+    after = {function[0]: function for function in upgraded["functions"]}
+    assert set(after) - set(before) == {"alerts_lease_seconds()"}  # added after @v1.0
+    changed = {name for name, function in before.items() if after[name] != function}
     assert changed == {"alerts_phase_a()", "alerts_phase_b()", "alerts_analyze_if_stale()",
                        "mark_deliveries_sent(bigint[],text[])"}
     sqitch(empty_db_url, "revert", "-y", "--to", "@v1.0")

@@ -293,3 +293,19 @@ def test_close_is_safe_twice_and_before_any_send(server):
     sender.close()
     sender.close()
     assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize("headline", ["Pipeline outage", "Gazoduc coupé à Zeebrugge – 40 % des flux"])
+def test_recipients_of_one_event_each_get_their_own_reference(server, sender, headline):
+    """The MIME part is built once per event text; each recipient's reference is filled in."""
+    for delivery_id in (7, 8, 9):
+        assert sender.send(outgoing(delivery_id=delivery_id, destination=f"u{delivery_id}@example.com",
+                                    headline=headline)).outcome is Outcome.SENT
+    for delivery_id, received in zip((7, 8, 9), server.messages, strict=True):
+        email = received.email
+        assert email["To"] == f"u{delivery_id}@example.com"
+        assert email["Message-ID"] == f"<alerts-v2-delivery-{delivery_id}@alerts.example.com>"
+        assert headline in email["Subject"]
+        for part in ("text/plain", "text/html"):
+            text = received.part(part)
+            assert f"Reference: delivery {delivery_id}" in text and smtp_email.REFERENCE_MARK not in text
