@@ -5,6 +5,8 @@ rest of the run, and claims are sized from the rate and the lease."""
 
 import json
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -137,14 +139,25 @@ def test_a_claim_is_what_the_channel_sends_in_half_its_lease():
 
 
 def test_slow_sms_is_claimed_a_lease_share_at_a_time_and_none_outlives_its_lease(conn, db_url):
-    total = fan_out(conn, users=12, events=1, channel="sms")
+    """40 SMS at 4/s take 10 s, the lease is 4 s: claims of 8 (4/s x 4 s x 0.5) keep every claimed row
+    within its lease, so no other runner's reclaim could take one back while it is being sent."""
+    total = fan_out(conn, users=40, events=1, channel="sms")
     conn.execute("UPDATE alerts_config SET lease_duration = '4 seconds'")
     with FakeTwilioApi(TWILIO_SID, TWILIO_TOKEN) as api:
         api.delay = 0.05
-        counts = counts_of(run_runner(db_url, "--phase", "c", env={
-            "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_FROM": "+15017122661",
-            "TWILIO_API_BASE": api.base_url, "ALERTS_RATE_LIMIT_SMS_PER_SECOND": "4"}))
+        env = {"TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_FROM": "+15017122661",
+               "TWILIO_API_BASE": api.base_url, "ALERTS_RATE_LIMIT_SMS_PER_SECOND": "4"}
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(run_runner, db_url, "--phase", "c", env=env)
+            overdue = []
+            while not run.done():
+                row = conn.execute("SELECT count(*) FROM user_alert_deliveries"
+                                   " WHERE status = 'sending' AND lease_expires_at < now()").fetchone()
+                overdue.append(row[0] if row else -1)
+                time.sleep(0.2)
+            counts = counts_of(run.result())
         sent = len(api.requests)
     assert counts["sent"] == total == sent and counts["released"] == 0
-    assert counts["batches"] >= total // 8, counts  # 4/s x 4 s x 0.5 = 8 rows a claim
+    assert counts["batches"] >= total // 8, counts
+    assert max(overdue) == 0, f"rows were still being sent after their lease ended: {overdue}"
     assert statuses(conn) == {"sent": total}
