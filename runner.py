@@ -7,7 +7,9 @@
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
 
 Prints one JSON object per phase on stdout; logs go to stderr.
-Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration.
+Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration, 3 stopped by
+SIGTERM/SIGINT (in-flight sends finished, every outcome recorded), 4 a provider could not take
+messages this run (they stay queued for the next one).
 """
 
 import argparse
@@ -23,10 +25,18 @@ from alerts import migrate
 from alerts.cli import run_command
 from alerts.db import check_schema, connect
 from alerts.delivery import DEFAULT_BATCH_SIZE
-from alerts.errors import EXIT_FAILURE, EXIT_OK, AlertsError, UsageError
-from alerts.history import recorded
+from alerts.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STOPPED,
+    AlertsError,
+    ChannelUnavailableError,
+    UsageError,
+)
+from alerts.history import recorded, run_error
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
 from alerts.senders import build_sender, channels
+from alerts.shutdown import DEFAULT_GRACE_SECONDS, STOP
 from alerts.status import status_report
 
 log = logging.getLogger("alerts")
@@ -79,6 +89,31 @@ def int_env(name: str, default: int | None, *, minimum: int = 0) -> int | None:
     return int(raw)
 
 
+def positive_float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UsageError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def fail_on_phase_c_problem(counts: dict[str, object]) -> None:
+    """Phase C's counts are printed; a run that left work undone still exits non-zero."""
+    error = run_error(counts)
+    if counts.get("stopped_by") and not counts.get("error"):
+        log.warning("phase c stopped by %s: every outcome recorded, %s unsent rows released",
+                    counts["stopped_by"], counts.get("released"))
+    elif counts.get("channels_unavailable") and not (counts.get("error") or counts.get("channels_not_configured")):
+        raise ChannelUnavailableError(error)
+    elif error:
+        raise AlertsError(error)
+
+
 def database_url() -> str:
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
@@ -113,19 +148,27 @@ def run(args: argparse.Namespace) -> int:
             for counts in dry_run_all(url, phases, max_send):
                 emit(counts)
             return EXIT_OK
+        STOP.install(positive_float_env("ALERTS_STOP_GRACE_SECONDS", DEFAULT_GRACE_SECONDS))
         for phase in phases:
+            if STOP.requested:
+                log.warning("stopped by %s before phase %s", STOP.signal_name, phase)
+                return EXIT_STOPPED
             if phase == "c":
                 assert sender is not None
                 try:
                     counts = recorded(url, conn, "c", lambda: run_phase_c(url, sender, batch_size, max_send))
-                finally:
+                except KeyboardInterrupt:
+                    raise  # stopped at once: no polite goodbye to a provider that is still answering
+                except BaseException:
                     sender.close()
+                    raise
+                sender.close()
                 emit(counts)
-                if counts.get("channels_not_configured"):
-                    raise AlertsError(f"deliveries stay queued for channels with no provider: "
-                                      f"{counts['channels_not_configured']} (see runner.py --preflight)")
+                fail_on_phase_c_problem(counts)
             else:
                 emit(recorded(url, conn, phase, lambda phase=phase: run_sql_phase(conn, phase)))
+        if STOP.requested:
+            return EXIT_STOPPED
         if args.status:
             report = status_report(conn, int_env)
             emit(report)

@@ -8,8 +8,11 @@ import signal
 import sys
 from collections.abc import Callable
 
+import psycopg
+
 from alerts.db import one_line
 from alerts.errors import EXIT_FAILURE, AlertsError
+from alerts.shutdown import HardStop
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -27,9 +30,16 @@ def run_command(prog: str, args: argparse.Namespace, run: Callable[[argparse.Nam
     except AlertsError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except HardStop as error:
+        print(f"{prog}: error: {error}; {interrupted}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{prog}: error: {interrupted}", file=sys.stderr)
         return EXIT_FAILURE
-    except Exception as error:  # e.g. a psycopg error mid-run: the server restarted
+    except psycopg.OperationalError as error:  # the server restarted or went away mid-run
+        print(f"{prog}: error: lost the database connection ({one_line(error)}): nothing is lost; claimed "
+              "rows come back when their lease ends and the next run resumes", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:
         print(f"{prog}: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE

@@ -12,11 +12,11 @@ REQUIRED_FUNCTIONS = (
     "claim_deliveries(integer)",
     "claim_deliveries(integer,text[])",
     "count_due_deliveries(integer,text[])",
-    "mark_deliveries_sent(bigint[],text[])",
-    "mark_deliveries_failed(bigint[],text[])",
-    "mark_deliveries_skipped(bigint[],text[])",
-    "requeue_deliveries(bigint[],text[])",
-    "release_deliveries(bigint[])",
+    "mark_deliveries_sent(bigint[],bigint[],text[])",
+    "mark_deliveries_failed(bigint[],bigint[],text[])",
+    "mark_deliveries_skipped(bigint[],bigint[],text[])",
+    "requeue_deliveries(bigint[],bigint[],text[])",
+    "release_deliveries(bigint[],bigint[])",
     "reclaim_expired_deliveries()",
     "alerts_retry_delay(integer)",
     "alerts_run_started(text)",
@@ -26,7 +26,7 @@ REQUIRED_FUNCTIONS = (
     "alerts_phase_d()",
     "claim_digests(integer,text[])",
     "count_due_digests(integer,text[])",
-    "record_digest_outcomes(text,bigint[],text[])",
+    "record_digest_outcomes(text,bigint[],bigint[],text[])",
     "reclaim_expired_digests()",
 )
 
@@ -38,9 +38,13 @@ def one_line(error: BaseException) -> str:
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
-    """Open a connection or raise AlertsError naming the (masked) target."""
+    """Open a connection or raise AlertsError naming the (masked) target.
+
+    Never prepares statements (prepare_threshold=None): behind a transaction pooler such as
+    PgBouncer in transaction mode, a prepared statement outlives the transaction on the pooler's
+    server connection and the next client using it fails ("_pg3_0 already exists")."""
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10,
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, prepare_threshold=None,
                                application_name="alerts_v2_runner")
     except psycopg.Error as error:
         raise AlertsError(

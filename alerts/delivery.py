@@ -3,33 +3,38 @@
 A Queue names the stored functions of one kind of sendable row; deliver() runs the same
 claim -> send -> record loop over each: many messages in flight per channel through the real
 providers (alerts.concurrent_delivery), one at a time, in batches, into the file outbox or the
-console (this module), where a local write is faster than any thread could make it. Every
-claimed row ends with exactly one recorded outcome; a row that was never handed to a provider
-is released with its attempt.
+console (this module), where a local write is faster than any thread hand-over. Every
+claimed row ends the batch with exactly one recorded outcome or is released unsent; every
+outcome names the claim_token of the claim it
+belongs to, so an outcome that comes too late (the lease ended and the row was claimed again)
+changes nothing and is counted as stale instead of overwriting the newer claim.
 
 A batch is claimed in one statement (DEFAULT_BATCH_SIZE rows: each claim walks the queue
 index from its head, so fewer, larger claims cost less). Its outcomes are written when the
 batch is done, and also whenever RECORD_INTERVAL_SECONDS have passed since they were last
 written, so a runner that dies mid-batch has sent at most that long's messages (and never
-more than one batch) without their outcome: the batch's lease sends those again. A fast
-sender records once per batch; a slow one every second.
+more than one batch) without their outcome: the batch's lease sends those again.
+
+The run stops handing messages to providers when it is asked to (a stop signal: checked
+before every message) or when it lost the Phase C lock (checked before every claim and every
+record, one round trip each): it then records what it sent and releases the rest.
 """
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row, tuple_row
 
-from alerts.db import one_line
+from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
 from alerts.render import OutgoingMessage, render, render_digest
 from alerts.secrets import mask_text
 from alerts.senders.base import Outcome, Sender, SendResult
 from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
+from alerts.shutdown import StopSignal
 
 log = logging.getLogger("alerts")
 
@@ -39,7 +44,8 @@ RECORD_INTERVAL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Queue:
-    """The SQL of one kind of sendable row; every call takes (ids, details) except release.
+    """The SQL of one kind of sendable row. Every outcome call takes (ids, claim_tokens, details)
+    except release, which takes (ids, claim_tokens).
 
     The outcome calls pass their arrays as binary parameters (%b): psycopg dumps a list element by
     element, and in binary it does so in C, which matters at one call per batch of hundreds of rows."""
@@ -58,26 +64,26 @@ class Queue:
 DELIVERIES = Queue(
     id_column="delivery_id",
     # only the columns render() and send_batch() read: each column returned costs a conversion a row
-    claim="SELECT delivery_id, user_id, channel, destination, attempts, alert_event_id, alert_type, severity,"
-          " scope_region, scope_assets, headline, body FROM claim_deliveries(%s, %s)",
+    claim="SELECT delivery_id, claim_token, user_id, channel, destination, attempts, alert_event_id, alert_type,"
+          " severity, scope_region, scope_assets, headline, body FROM claim_deliveries(%s, %s)",
     count_due="SELECT count_due_deliveries(%s, %s)",
     render=render,
-    mark_sent="SELECT mark_deliveries_sent(%b, %b)",
-    mark_failed="SELECT mark_deliveries_failed(%b, %b)",
-    mark_skipped="SELECT mark_deliveries_skipped(%b, %b)",
-    requeue="SELECT requeue_deliveries(%b, %b)",
-    release="SELECT release_deliveries(%b)",
+    mark_sent="SELECT mark_deliveries_sent(%b, %b, %b)",
+    mark_failed="SELECT mark_deliveries_failed(%b, %b, %b)",
+    mark_skipped="SELECT mark_deliveries_skipped(%b, %b, %b)",
+    requeue="SELECT requeue_deliveries(%b, %b, %b)",
+    release="SELECT release_deliveries(%b, %b)",
 )
 DIGESTS = Queue(
     id_column="digest_id",
     claim="SELECT * FROM claim_digests(%s, %s)",
     count_due="SELECT count_due_digests(%s, %s)",
     render=render_digest,
-    mark_sent="SELECT record_digest_outcomes('sent', %b, %b)",
-    mark_failed="SELECT record_digest_outcomes('failed', %b, %b)",
-    mark_skipped="SELECT record_digest_outcomes('skipped', %b, %b)",
-    requeue="SELECT record_digest_outcomes('requeue', %b, %b)",
-    release="SELECT record_digest_outcomes('release', %b)",
+    mark_sent="SELECT record_digest_outcomes('sent', %b, %b, %b)",
+    mark_failed="SELECT record_digest_outcomes('failed', %b, %b, %b)",
+    mark_skipped="SELECT record_digest_outcomes('skipped', %b, %b, %b)",
+    requeue="SELECT record_digest_outcomes('requeue', %b, %b, %b)",
+    release="SELECT record_digest_outcomes('release', %b, %b)",
 )
 QUEUES = (DELIVERIES, DIGESTS)
 
@@ -93,79 +99,168 @@ class DeliveryCounts:
     batches: int = 0
     digests_sent: int = 0
     stopped_early: bool = False
+    # outcomes that changed nothing: the row had been claimed again (its lease ended) meanwhile
+    stale_outcomes: int = 0
+    # of those, messages that went out: the newer claim may send them again
+    stale_sent: int = 0
+    # messages sent whose outcome could not be recorded (the database went away): sent again after their lease
+    unrecorded_sent: int = 0
+    # messages handed to a provider when the run was stopped at once: their fate is unknown, the lease decides
+    unknown_fate: int = 0
+    stopped_by: str | None = None
+    error: str | None = None
     errors_by_channel: dict[str, int] = field(default_factory=dict)
     channels_not_configured: dict[str, int] = field(default_factory=dict)
     channels_held: dict[str, int] = field(default_factory=dict)
+    channels_unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class BatchOutcomes:
-    sent: list[tuple[int, str]] = field(default_factory=list)
-    failed: list[tuple[int, str]] = field(default_factory=list)
-    requeued: list[tuple[int, str]] = field(default_factory=list)
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    unsent: set[int] = field(default_factory=set)
+    """What happened to a claimed batch so far: (id, claim_token, detail) per outcome."""
+
+    sent: list[tuple[int, int, str]] = field(default_factory=list)
+    failed: list[tuple[int, int, str]] = field(default_factory=list)
+    requeued: list[tuple[int, int, str]] = field(default_factory=list)
+    skipped: list[tuple[int, int, str]] = field(default_factory=list)
+    unsent: dict[int, int] = field(default_factory=dict)  # never handed to a provider: id -> claim_token
+    in_flight: dict[int, int] = field(default_factory=dict)  # handed to a provider, no answer yet
 
 
-def count_due(conn: psycopg.Connection, up_to: int | None, channels: list[str] | None = None) -> int:
+class LockLost(Exception):
+    """The session holding Phase C's advisory lock ended: another run may hold it now."""
+
+
+class RunGuard:
+    """Why a Phase C run should stop handing messages to providers: a stop signal (a flag, free to
+    check before every message) or a lost Phase C lock (one round trip, checked before every claim
+    and every record)."""
+
+    def __init__(self, lock_alive: Callable[[], bool] = lambda: True, stop: StopSignal | None = None) -> None:
+        self._lock_alive = lock_alive
+        self._stop = stop or StopSignal()
+        self.lock_lost = False
+
+    def stop_requested(self) -> str | None:
+        return self._stop.signal_name
+
+    def check_lock(self) -> None:
+        if not self.lock_lost and not self._lock_alive():
+            self.lock_lost = True
+        if self.lock_lost:
+            raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
+                           "stopped claiming and sending")
+
+
+class Database:
+    """Phase C's work connection. A call that fails because the server closed the connection is
+    tried once more on a new one: claims are safe to repeat, and outcomes are fenced."""
+
+    def __init__(self, url: str, conn: psycopg.Connection | None = None) -> None:
+        self._url = url
+        self.conn = conn or connect(url)
+
+    def scalar(self, sql: str, params: list) -> int:
+        return int(self.value(sql, params))  # type: ignore[call-overload]
+
+    def value(self, sql: str, params: list | None = None) -> object:
+        row = self._execute(sql, params or [], tuple_row).fetchone()
+        assert row is not None
+        return row[0]
+
+    def rows(self, sql: str, params: list) -> list[dict]:
+        return self._execute(sql, params, dict_row).fetchall()
+
+    def _execute(self, sql: str, params: list, row_factory: Callable) -> psycopg.Cursor:
+        try:
+            return self.conn.cursor(row_factory=row_factory).execute(sql, params)
+        except psycopg.OperationalError as error:
+            if not self.conn.closed:
+                raise
+            log.warning("the database connection closed (%s); reconnecting once", one_line(error))
+            self.conn = connect(self._url)
+            return self.conn.cursor(row_factory=row_factory).execute(sql, params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def count_due(db: Database, up_to: int | None, channels: list[str] | None = None) -> int:
     """Instant deliveries plus digests that a claim would hand out now."""
-    return sum(_scalar(conn, queue.count_due, [up_to, channels]) for queue in QUEUES)
+    return sum(db.scalar(queue.count_due, [up_to, channels]) for queue in QUEUES)
 
 
-def deliver(conn: psycopg.Connection, sender: Sender, batch_size: int, max_send: int,
-            record_interval: float = RECORD_INTERVAL_SECONDS, stop: threading.Event | None = None) -> DeliveryCounts:
+def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
+            record_interval: float = RECORD_INTERVAL_SECONDS, guard: RunGuard | None = None) -> DeliveryCounts:
     """Instant deliveries first, then digests, until nothing sendable is due, max_send rows were
-    claimed or stop is set. Only the channels the sender can serve now are claimed; the rest stay
-    queued. A sender with providers per channel sends many at once; a local one, one at a time."""
-    from alerts.concurrent_delivery import drain_concurrently, lease_seconds_of  # it builds on this module
+    claimed, or the guard says stop. Only the channels the sender can serve now are claimed.
+    A lost lock or database ends the run with counts.error set; nothing claimed is lost."""
+    from alerts.concurrent_delivery import drain_concurrently  # it builds on this module
 
+    guard = guard or RunGuard()
     counts = DeliveryCounts()
     concurrent = sender.configured_channels() is not None
-    lease = lease_seconds_of(conn) if concurrent else 0.0
-    for queue in QUEUES:
-        if stop is not None and stop.is_set():
-            break
-        if concurrent:
-            drain_concurrently(conn, queue, sender, batch_size, max_send, counts, record_interval, lease, stop)
-        else:
-            drain(conn, queue, sender, batch_size, max_send, counts, record_interval)
-    channels = sendable_channels(sender)
-    counts.stopped_early = counts.claimed >= max_send and count_due(conn, 1, channels) > 0
-    report_unserved_channels(conn, sender, counts)
+    try:
+        lease = float(db.value("SELECT alerts_lease_seconds()")) if concurrent else 0.0  # type: ignore[arg-type]
+        for queue in QUEUES:
+            if concurrent:
+                drain_concurrently(db, queue, sender, batch_size, max_send, counts, record_interval, lease, guard)
+            else:
+                drain(db, queue, sender, batch_size, max_send, counts, record_interval, guard)
+            if counts.stopped_by:
+                return counts
+        channels = sendable_channels(sender)
+        counts.stopped_early = counts.claimed >= max_send and count_due(db, 1, channels) > 0
+        report_unserved_channels(db, sender, counts)
+    except LockLost as error:
+        counts.error = f"{error}; every outcome was recorded, fenced by its claim token; nothing is lost"
+    except psycopg.OperationalError as error:
+        counts.error = (f"lost the database connection: {one_line(error)}; {counts.unrecorded_sent} messages sent "
+                        "without a recorded outcome go out again when their lease ends; nothing is lost, "
+                        "the next run resumes")
     return counts
 
 
-def drain(conn: psycopg.Connection, queue: Queue, sender: Sender, batch_size: int, max_send: int,
-          counts: DeliveryCounts, record_interval: float = RECORD_INTERVAL_SECONDS) -> None:
+def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send: int,
+          counts: DeliveryCounts, record_interval: float, guard: RunGuard) -> None:
     channels = sendable_channels(sender)
     while counts.claimed < max_send and (channels is None or channels):
-        rows = conn.execute(queue.claim, [min(batch_size, max_send - counts.claimed), channels]).fetchall()
+        if guard.stop_requested():
+            counts.stopped_by = guard.stop_requested()
+            return
+        guard.check_lock()
+        rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
         if not rows:
             return
         counts.claimed += len(rows)
         counts.batches += 1
-        send_and_record(conn, queue, sender, rows, counts, record_interval)
+        send_and_record(db, queue, sender, rows, counts, record_interval, guard)
         channels = sendable_channels(sender)
 
 
-def send_and_record(conn: psycopg.Connection, queue: Queue, sender: Sender, rows: list[dict],
-                    counts: DeliveryCounts, record_interval: float) -> None:
+def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict], counts: DeliveryCounts,
+                    record_interval: float, guard: RunGuard) -> None:
     """One claimed batch: send every row; record the outcomes when done, and every record_interval
-    seconds meanwhile. Whatever happens, each row ends with one recorded outcome or is released."""
-    outcomes = BatchOutcomes(unsent={int(r[queue.id_column]) for r in rows})
+    seconds meanwhile. Whatever happens, each row ends with one recorded outcome or is released,
+    except a message in flight when the run is stopped at once: its lease decides."""
+    outcomes = BatchOutcomes(unsent={int(r[queue.id_column]): int(r["claim_token"]) for r in rows})
     recorded_at = time.monotonic()
 
     def record_if_due() -> None:
         nonlocal recorded_at
         if time.monotonic() - recorded_at >= record_interval:
             make_durable(sender, outcomes)
-            record(conn, queue, outcomes, counts, release_unsent=False)
+            guard.check_lock()
+            record(db, queue, outcomes, counts, release_unsent=False)
             recorded_at = time.monotonic()
 
     try:
-        send_batch(queue, sender, rows, outcomes, counts, record_if_due)
+        send_batch(queue, sender, rows, outcomes, counts, record_if_due, guard)
     finally:
-        record(conn, queue, outcomes, counts)
+        counts.unknown_fate += len(outcomes.in_flight)
+        if guard.stop_requested() and not counts.stopped_by:
+            counts.stopped_by = guard.stop_requested()
+        record(db, queue, outcomes, counts)
 
 
 def sendable_channels(sender: Sender) -> list[str] | None:
@@ -174,41 +269,54 @@ def sendable_channels(sender: Sender) -> list[str] | None:
     return sorted(available) if available is not None else None
 
 
-def report_unserved_channels(conn: psycopg.Connection, sender: Sender, counts: DeliveryCounts) -> None:
+def report_unserved_channels(db: Database, sender: Sender, counts: DeliveryCounts) -> None:
     """Count what stays queued because its channel has no sender, or is held by its provider."""
     configured = sender.configured_channels()
     if configured is None:
         return
     sendable = sendable_channels(sender) or []
+    provider_holds = sender.provider_holds
     for channel in CHANNELS:
-        due = count_due(conn, None, [channel])
+        due = count_due(db, None, [channel])
         if due and channel not in configured:
             counts.channels_not_configured[channel] = due
             log.error("%s %s messages stay queued: %s", due, channel, ChannelNotConfigured(channel))
         elif due and channel not in sendable:
             counts.channels_held[channel] = due
+            if channel in provider_holds:
+                counts.channels_unavailable[channel] = mask_text(provider_holds[channel])
+                log.error("%s %s messages stay queued for the next run: the provider is unavailable (%s)",
+                          due, channel, counts.channels_unavailable[channel])
 
 
-def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOutcomes,
-               counts: DeliveryCounts, after_each: Callable[[], None] = lambda: None) -> None:
-    """Send each row, calling after_each once its result is known; a row leaves outcomes.unsent
-    only then. A row whose channel cannot be served now stays unsent and is released untouched."""
+def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOutcomes, counts: DeliveryCounts,
+               after_each: Callable[[], None] = lambda: None, guard: RunGuard | None = None) -> None:
+    """Send each row, calling after_each once its result is known; a row leaves outcomes.unsent when
+    it is handed to the provider and outcomes.in_flight when its result is known. A row whose channel
+    cannot be served now, and every row after a stop request, stays unsent and is released."""
     for row in rows:
+        if guard is not None and guard.stop_requested():
+            break
         row_id = int(row[queue.id_column])
+        token = outcomes.unsent[row_id]
         problem = destination_problem(row["channel"], row["destination"])
         if problem:
-            outcomes.skipped.append((row_id, problem))
+            outcomes.skipped.append((row_id, token, problem))
         elif row.get("items") == []:
-            outcomes.skipped.append((row_id, "digest has no queued member left"))
+            outcomes.skipped.append((row_id, token, "digest has no queued member left"))
         else:
+            message = queue.render(row)
+            outcomes.in_flight[row_id] = outcomes.unsent.pop(row_id)
             try:
-                result = sender.send(queue.render(row))
+                result = sender.send(message)
             except ChannelUnavailable:
+                outcomes.unsent[row_id] = outcomes.in_flight.pop(row_id)
                 continue
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
-            file_result(outcomes, row_id, result, row["channel"], counts)
-        outcomes.unsent.discard(row_id)
+            del outcomes.in_flight[row_id]
+            file_result(outcomes, row_id, token, result, row["channel"], counts)
+        outcomes.unsent.pop(row_id, None)
         after_each()
     make_durable(sender, outcomes)
 
@@ -220,47 +328,62 @@ def make_durable(sender: Sender, outcomes: BatchOutcomes) -> None:
         sender.flush()
     except Exception as error:
         log.error("sender %s could not make the batch durable: %s", sender.name, one_line(error))
-        outcomes.requeued.extend((i, f"flush failed: {one_line(error)}") for i, _ in outcomes.sent)
+        outcomes.requeued.extend((i, t, f"flush failed: {one_line(error)}") for i, t, _ in outcomes.sent)
         outcomes.sent.clear()
 
 
-def file_result(outcomes: BatchOutcomes, row_id: int, result: SendResult, channel: str,
+def file_result(outcomes: BatchOutcomes, row_id: int, token: int, result: SendResult, channel: str,
                  counts: DeliveryCounts) -> None:
     if result.outcome is Outcome.SENT:
-        outcomes.sent.append((row_id, result.provider_message_id or ""))
+        outcomes.sent.append((row_id, token, result.provider_message_id or ""))
         return
     error = mask_text(result.error or "no reason given")
     counts.errors_by_channel[channel] = counts.errors_by_channel.get(channel, 0) + 1
     if result.outcome is Outcome.PERMANENT:
-        outcomes.failed.append((row_id, error))
+        outcomes.failed.append((row_id, token, error))
     else:
-        outcomes.requeued.append((row_id, error))
+        outcomes.requeued.append((row_id, token, error))
 
 
-def record(conn: psycopg.Connection, queue: Queue, outcomes: BatchOutcomes, counts: DeliveryCounts, *,
+def record(db: Database, queue: Queue, outcomes: BatchOutcomes, counts: DeliveryCounts, *,
            release_unsent: bool = True) -> None:
     """Write the outcomes gathered so far and forget them; each function changes only rows still
-    'sending'. With release_unsent, the rows never handed to a provider go back to 'queued'."""
-    if queue is DIGESTS:
-        counts.digests_sent += len(outcomes.sent)
+    held by the claim named by their token, and what it did not change is counted as stale. With
+    release_unsent, the rows never handed to a provider go back to 'queued'."""
     calls = (
         (queue.mark_sent, outcomes.sent, "sent"),
         (queue.mark_failed, outcomes.failed, "failed"),
         (queue.requeue, outcomes.requeued, "requeued"),
         (queue.mark_skipped, outcomes.skipped, "deliveries_skipped"),
     )
-    for statement, pairs, counter in calls:
-        if pairs:
-            ids, details = zip(*pairs, strict=True)
-            changed = _scalar(conn, statement, [list(ids), list(details)])
-            setattr(counts, counter, getattr(counts, counter) + changed)
-            pairs.clear()
+    for statement, entries, counter in calls:
+        if not entries:
+            continue
+        ids, tokens, details = (list(column) for column in zip(*entries, strict=True))
+        try:
+            changed = db.scalar(statement, [ids, tokens, details])
+        except psycopg.OperationalError:
+            if counter == "sent":
+                counts.unrecorded_sent += len(entries)
+            raise
+        setattr(counts, counter, getattr(counts, counter) + changed)
+        _count_stale(counts, counter, len(entries) - changed, queue)
+        if queue is DIGESTS and counter == "sent":
+            counts.digests_sent += changed
+        entries.clear()
     if release_unsent and outcomes.unsent:
-        counts.released += _scalar(conn, queue.release, [sorted(outcomes.unsent)])
+        ids = sorted(outcomes.unsent)
+        released = db.scalar(queue.release, [ids, [outcomes.unsent[i] for i in ids]])
+        counts.released += released
+        _count_stale(counts, "released", len(ids) - released, queue)
         outcomes.unsent.clear()
 
 
-def _scalar(conn: psycopg.Connection, sql: str, params: list) -> int:
-    row = conn.cursor(row_factory=tuple_row).execute(sql, params).fetchone()
-    assert row is not None
-    return int(row[0])
+def _count_stale(counts: DeliveryCounts, outcome: str, stale: int, queue: Queue) -> None:
+    if stale <= 0:
+        return
+    counts.stale_outcomes += stale
+    if outcome == "sent":
+        counts.stale_sent += stale
+    log.warning("%s %s outcomes were stale and changed nothing: the rows were claimed again after their lease "
+                "ended%s", stale, outcome, " (those messages may go out twice)" if outcome == "sent" else "")

@@ -3,12 +3,20 @@
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_STOPPED = 3  # stopped by SIGTERM/SIGINT: in-flight sends finished, every outcome recorded
+EXIT_CHANNEL_UNAVAILABLE = 4  # a provider was unreachable or asked us to wait: its messages stay queued
 
 
 class AlertsError(Exception):
     """A failure with a one-line message that says what to do; exit code 1."""
 
     exit_code = EXIT_FAILURE
+
+
+class ChannelUnavailableError(AlertsError):
+    """A provider could not take messages this run; they stay queued for the next one; exit code 4."""
+
+    exit_code = EXIT_CHANNEL_UNAVAILABLE
 
 
 class UsageError(AlertsError):

@@ -1,4 +1,5 @@
-"""Run history: every real phase run opens an alerts_runs row and closes it, even on failure."""
+"""Run history: every real phase run through the runner opens an alerts_runs row and closes it
+(ok, skipped or failed), even on failure. Phases called from psql are not recorded."""
 
 import json
 import logging
@@ -21,9 +22,30 @@ def recorded(url: str, conn: psycopg.Connection, phase: str,
     except BaseException as error:
         _close_failed(url, run_id, f"{type(error).__name__}: {one_line(error)}")
         raise
-    outcome = "skipped" if counts.get("skipped") is True else "ok"
-    conn.execute("SELECT alerts_run_finished(%s, %s, %s::jsonb, NULL)", [run_id, outcome, json.dumps(counts)])
+    error = run_error(counts)
+    outcome = "skipped" if counts.get("skipped") is True else "failed" if error else "ok"
+    finish = "SELECT alerts_run_finished(%s, %s, %s::jsonb, %s)"
+    params = [run_id, outcome, json.dumps(counts), error]
+    try:
+        conn.execute(finish, params)
+    except psycopg.OperationalError:  # the run's connection went away meanwhile (a server restart)
+        with connect(url) as fresh:
+            fresh.execute(finish, params)
     return counts
+
+
+def run_error(counts: dict[str, object]) -> str | None:
+    """Why a run that returned its counts still failed, in one line; None when it did not.
+    The runner exits non-zero for exactly these (runner.py)."""
+    if counts.get("error"):
+        return str(counts["error"])
+    if counts.get("channels_not_configured"):
+        return (f"deliveries stay queued for channels with no provider: {counts['channels_not_configured']} "
+                "(see runner.py --preflight)")
+    if counts.get("channels_unavailable"):
+        return (f"a provider could not take messages, they stay queued for the next run: "
+                f"{counts['channels_unavailable']}")
+    return None
 
 
 def _close_failed(url: str, run_id: int, error: str) -> None:

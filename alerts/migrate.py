@@ -43,6 +43,15 @@ class Change:
         """The scripts' file name without .sql: the change's name, or name@tag for a version reworked later."""
         return self.deploy_script.stem
 
+    @property
+    def superseded(self) -> bool:
+        """Whether a later version of the change follows in the plan (this is a name@tag script)."""
+        return self.script != self.name
+
+    @property
+    def verify_script(self) -> Path:
+        return self.deploy_script.parent.parent / "verify" / f"{self.script}.sql"
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -54,31 +63,35 @@ class Statement:
 def read_plan(plan_file: Path = PLAN_FILE) -> list[Change]:
     """The plan's changes in order; pragmas and comments are ignored. A change that is reworked
     later in the plan appears once per version, as Sqitch deploys it: each earlier version runs
-    the scripts named for the first tag after it (deploy/name@tag.sql), the last one deploy/name.sql."""
+    the scripts named for a tag between it and its next version (deploy/name@tag.sql, the first
+    such tag whose file exists, as Sqitch looks for it), the last one deploy/name.sql."""
     entries: list[tuple[str, int]] = []
-    tag_of: dict[int, str] = {}  # index in entries -> the first tag after it
+    tags_after: dict[int, list[str]] = {}  # index in entries -> the tags that follow it, in order
     for number, raw in enumerate(plan_file.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith(("%", "#")):
             continue
         if line.startswith("@"):
-            tag = line.split()[0]
-            tag_of.update({index: tag for index in range(len(entries)) if index not in tag_of})
+            for index in range(len(entries)):
+                tags_after.setdefault(index, []).append(line.split()[0])
             continue
         name = line.split()[0]
         if not _CHANGE_NAME.match(name):
             raise AlertsError(f"{plan_file}:{number}: cannot read change name {name!r}")
         entries.append((name, number))
-    last_of = {name: index for index, (name, _) in enumerate(entries)}
+    deploy_dir = plan_file.parent / "deploy"
     changes: list[Change] = []
     for index, (name, number) in enumerate(entries):
-        if index == last_of[name]:
-            changes.append(Change(name, plan_file.parent / "deploy" / f"{name}.sql"))
-        elif index in tag_of:
-            changes.append(Change(name, plan_file.parent / "deploy" / f"{name}{tag_of[index]}.sql"))
-        else:
+        later = [i for i in range(index + 1, len(entries)) if entries[i][0] == name]
+        if not later:
+            changes.append(Change(name, deploy_dir / f"{name}.sql"))
+            continue
+        between = [tag for tag in tags_after.get(index, []) if tag not in tags_after.get(later[0], [])]
+        if not between:
             raise AlertsError(f"{plan_file}:{number}: change {name!r} is reworked later but no tag follows it; "
                               "tag the plan before reworking (sqitch tag)")
+        existing = [tag for tag in between if (deploy_dir / f"{name}{tag}.sql").exists()]
+        changes.append(Change(name, deploy_dir / f"{name}{(existing or between)[0]}.sql"))
     return changes
 
 
@@ -213,6 +226,19 @@ def run_script(conn: psycopg.Connection, sql: str) -> None:
                         conn.execute(str(value).encode("utf-8"))
 
 
+def verifies(conn: psycopg.Connection, change: Change) -> bool:
+    """Whether the change's verify script passes now (run in a transaction that is rolled back)."""
+    conn.execute("BEGIN")
+    try:
+        for statement in split_statements(load_script(change.verify_script)):
+            conn.execute(statement.sql.encode("utf-8"))
+        return True
+    except psycopg.Error:
+        return False
+    finally:
+        conn.execute("ROLLBACK")
+
+
 def wait_for_migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> None:
     """Take the session advisory lock alerts_v2_migrate, polling. A session blocked in
     pg_advisory_lock() holds a snapshot all the while, and CREATE INDEX CONCURRENTLY in
@@ -233,7 +259,11 @@ def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, obje
     conn.autocommit = True
     wait_for_migrate_lock(conn)
     try:
+        current = {change.name for change in changes if not change.superseded and change.name in
+                   {c.name for c in changes if c.superseded} and verifies(conn, change)}
         for change, sql in scripts:
+            if change.superseded and change.name in current:
+                continue  # its newest version is deployed: running an older one would take it back
             try:
                 run_script(conn, sql)
             except psycopg.Error as error:

@@ -2,17 +2,17 @@
 sends and records under the runner's lock."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
-from alerts.db import connect
-from alerts.delivery import count_due, deliver
+from alerts.db import connect, one_line
+from alerts.delivery import Database, RunGuard, count_due, deliver
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.senders.base import Sender
+from alerts.shutdown import STOP
 
 log = logging.getLogger("alerts")
 
@@ -36,16 +36,18 @@ def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str
                     counts = run_sql_phase(conn, phase)
                 else:
                     counts = {"phase": "c", "locked": True, "skipped": False,
-                              "would_send": min(max_send, count_due(conn, max_send))}
+                              "would_send": min(max_send, count_due(Database(url, conn), max_send))}
                 yield {**counts, "dry_run": True}
         finally:
             conn.rollback()
 
 
 @contextmanager
-def phase_c_lock(url: str) -> Iterator[bool]:
-    """Hold alerts_v2_phase_c for the block: a transaction-scoped lock on a connection
-    of its own, so the claims and outcomes commit on another connection meanwhile."""
+def phase_c_lock(url: str) -> Iterator[psycopg.Connection | None]:
+    """Hold alerts_v2_phase_c for the block: a transaction-scoped lock on a connection of its own
+    (safe behind a transaction pooler, which keeps the connection for the open transaction), so the
+    claims and outcomes commit on another connection meanwhile. Yields the lock's connection, or
+    None when another run holds the lock."""
     with connect(url, autocommit=False) as lock_conn:
         lock_conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         # The key is inlined, not a bind parameter: a parameterised query leaves its portal, and
@@ -54,20 +56,48 @@ def phase_c_lock(url: str) -> Iterator[bool]:
         row = lock_conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(
             sql.Literal(lock_key(PHASE_LOCK_NAMES["c"])))).fetchone()
         try:
-            yield bool(row and row[0])
+            yield lock_conn if row and row[0] else None
         finally:
-            lock_conn.rollback()
+            if not lock_conn.closed:
+                try:
+                    lock_conn.rollback()
+                except psycopg.OperationalError as error:  # the session is gone, and the lock with it
+                    log.debug("phase C lock connection already closed: %s", one_line(error))
+
+
+def lock_alive(lock_conn: psycopg.Connection) -> Callable[[], bool]:
+    """A check that the session holding the lock is still there: one round trip, no snapshot kept."""
+    def alive() -> bool:
+        try:
+            lock_conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+    return alive
 
 
 def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dict[str, object]:
-    """Claim and send batch after batch until nothing is due or max_send rows were claimed."""
-    with phase_c_lock(url) as locked:
-        if not locked:
+    """Claim and send batch after batch until nothing is due, max_send rows were claimed, the run
+    is asked to stop, or it lost its lock. Reclaiming digests is kept apart from deliveries: a
+    failure there is reported and never stops the deliveries."""
+    with phase_c_lock(url) as lock_conn:
+        if lock_conn is None:
             return skip_object("c")
-        with connect(url) as conn:
-            reclaimed = conn.execute("SELECT reclaim_expired_deliveries(), reclaim_expired_digests()").fetchone()
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            counts = deliver(conn, sender, batch_size, max_send)
-    assert reclaimed is not None
-    return {"phase": "c", "locked": True, "skipped": False,
-            "reclaimed": {"deliveries": reclaimed[0], "digests": reclaimed[1]}, **counts.__dict__}
+        db = Database(url)
+        try:
+            reclaimed = {"deliveries": db.value("SELECT reclaim_expired_deliveries()"),
+                         "digests": _reclaim_digests(db)}
+            counts = deliver(db, sender, batch_size, max_send, guard=RunGuard(lock_alive(lock_conn), STOP))
+        finally:
+            db.close()
+    return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed, **counts.__dict__}
+
+
+def _reclaim_digests(db: Database) -> object:
+    try:
+        return db.value("SELECT reclaim_expired_digests()")
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as error:
+        log.error("reclaiming expired digests failed (the deliveries go on): %s", one_line(error))
+        return {"error": one_line(error)}

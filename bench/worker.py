@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from alerts.phases import deliver
+from alerts.delivery import Database, deliver
 from alerts.senders.file_outbox import FileOutboxSender
 
 BARE_CLAIM_AND_COMPLETE = """
@@ -40,7 +40,7 @@ UPDATE user_alert_deliveries d SET status = 'sent', sent_at = now()
 def run_engine(conn: psycopg.Connection, batch: int, outbox: Path) -> int:
     sender = FileOutboxSender(outbox)
     try:
-        counts = deliver(conn, sender, batch, 10**12)
+        counts = deliver(Database(conn.info.dsn, conn), sender, batch, 10**12)
     finally:
         sender.close()
     return int(counts.sent)

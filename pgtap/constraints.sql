@@ -2,7 +2,7 @@
 -- the table itself (whatever code path writes it), each by the constraint meant for it,
 -- while the neighbouring legal states are accepted.
 BEGIN;
-SELECT plan(39);
+SELECT plan(40);
 
 DELETE FROM user_alert_deliveries;
 DELETE FROM alert_events;
@@ -31,9 +31,10 @@ SELECT lives_ok(
       VALUES (970001, 3, 'sms', 'failed', 1, '550 no such user')$$,
     'a failed row with last_error is accepted');
 SELECT lives_ok(
-    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at, lease_expires_at)
-      VALUES (970001, 4, 'email', 'sending', 1, now(), now() + interval '5 minutes')$$,
-    'a sending row with an attempt, claimed_at and a lease is accepted');
+    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at, lease_expires_at,
+                                         claim_token)
+      VALUES (970001, 4, 'email', 'sending', 1, now(), now() + interval '5 minutes', 1)$$,
+    'a sending row with an attempt, claimed_at, a lease and a claim token is accepted');
 SELECT lives_ok(
     $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status)
       VALUES (970001, 5, 'email', 'skipped')$$,
@@ -83,13 +84,14 @@ SELECT throws_ok(
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_failed_has_error"',
     'a failed row without last_error is refused');
 SELECT throws_ok(
-    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at, lease_expires_at)
-      VALUES (970001, 19, 'email', 'sending', 0, now(), now() + interval '5 minutes')$$,
+    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at, lease_expires_at,
+                                         claim_token)
+      VALUES (970001, 19, 'email', 'sending', 0, now(), now() + interval '5 minutes', 1)$$,
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sending_was_attempted"',
     'a sending row with attempts 0 is refused');
 SELECT throws_ok(
-    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at)
-      VALUES (970001, 21, 'email', 'sending', 1, now())$$,
+    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at, claim_token)
+      VALUES (970001, 21, 'email', 'sending', 1, now(), 1)$$,
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sending_has_lease"',
     'a sending row without a lease is refused');
 SELECT throws_ok(
@@ -98,17 +100,23 @@ SELECT throws_ok(
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sending_has_lease"',
     'a lease on a queued row is refused');
 SELECT throws_ok(
-    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, lease_expires_at)
-      VALUES (970001, 23, 'email', 'sending', 1, now() + interval '5 minutes')$$,
+    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, lease_expires_at, claim_token)
+      VALUES (970001, 23, 'email', 'sending', 1, now() + interval '5 minutes', 1)$$,
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sending_was_claimed"',
     'a sending row without claimed_at is refused');
+SELECT throws_ok(
+    $$INSERT INTO user_alert_deliveries (alert_event_id, user_id, channel, status, attempts, claimed_at, lease_expires_at)
+      VALUES (970001, 24, 'email', 'sending', 1, now(), now() + interval '5 minutes')$$,
+    '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sending_has_claim_token"',
+    'a sending row without a claim token (the fencing token its outcome must name) is refused');
 -- The same guards hold on UPDATE, the path the outcome functions take.
 SELECT throws_ok(
     $$UPDATE user_alert_deliveries SET status = 'sent', lease_expires_at = NULL WHERE alert_event_id = 970001 AND user_id = 4$$,
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sent_has_sent_at"',
     'UPDATE to sent without sent_at is refused');
 SELECT throws_ok(
-    $$UPDATE user_alert_deliveries SET status = 'sending', claimed_at = now(), lease_expires_at = now() + interval '5 minutes'
+    $$UPDATE user_alert_deliveries SET status = 'sending', claimed_at = now(), lease_expires_at = now() + interval '5 minutes',
+                                       claim_token = 1
        WHERE alert_event_id = 970001 AND user_id = 5$$,
     '23514', 'new row for relation "user_alert_deliveries" violates check constraint "user_alert_deliveries_sending_was_attempted"',
     'UPDATE to sending without an attempt is refused');

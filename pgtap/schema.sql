@@ -95,11 +95,11 @@ SELECT has_function('alerts_phase_b', ARRAY[]::text[], 'alerts_phase_b() exists'
 SELECT has_function('alerts_analyze_if_stale', ARRAY[]::text[], 'alerts_analyze_if_stale() exists');
 SELECT has_function('claim_deliveries', ARRAY['integer'], 'claim_deliveries(integer) exists');
 SELECT has_function('count_due_deliveries', ARRAY['integer', 'text[]'], 'count_due_deliveries(integer, text[]) exists');
-SELECT has_function('mark_deliveries_sent', ARRAY['bigint[]', 'text[]'], 'mark_deliveries_sent(bigint[], text[]) exists');
-SELECT has_function('mark_deliveries_failed', ARRAY['bigint[]', 'text[]'], 'mark_deliveries_failed(bigint[], text[]) exists');
-SELECT has_function('mark_deliveries_skipped', ARRAY['bigint[]', 'text[]'], 'mark_deliveries_skipped(bigint[], text[]) exists');
-SELECT has_function('requeue_deliveries', ARRAY['bigint[]', 'text[]'], 'requeue_deliveries(bigint[], text[]) exists');
-SELECT has_function('release_deliveries', ARRAY['bigint[]'], 'release_deliveries(bigint[]) exists');
+SELECT has_function('mark_deliveries_sent', ARRAY['bigint[]', 'bigint[]', 'text[]'], 'mark_deliveries_sent(bigint[], bigint[], text[]) exists');
+SELECT has_function('mark_deliveries_failed', ARRAY['bigint[]', 'bigint[]', 'text[]'], 'mark_deliveries_failed(bigint[], bigint[], text[]) exists');
+SELECT has_function('mark_deliveries_skipped', ARRAY['bigint[]', 'bigint[]', 'text[]'], 'mark_deliveries_skipped(bigint[], bigint[], text[]) exists');
+SELECT has_function('requeue_deliveries', ARRAY['bigint[]', 'bigint[]', 'text[]'], 'requeue_deliveries(bigint[], bigint[], text[]) exists');
+SELECT has_function('release_deliveries', ARRAY['bigint[]', 'bigint[]'], 'release_deliveries(bigint[], bigint[]) exists');
 SELECT has_function('alerts_retry_delay', ARRAY['integer'], 'alerts_retry_delay(integer) exists');
 SELECT has_function('reclaim_expired_deliveries', ARRAY[]::text[], 'reclaim_expired_deliveries() exists');
 SELECT has_function('alerts_run_started', ARRAY['text'], 'alerts_run_started(text) exists');
@@ -130,15 +130,15 @@ SELECT isnt(obj_description(to_regprocedure('claim_deliveries(integer)'), 'pg_pr
             'claim_deliveries has a COMMENT');
 SELECT isnt(obj_description(to_regprocedure('count_due_deliveries(integer, text[])'), 'pg_proc'), NULL,
             'count_due_deliveries has a COMMENT');
-SELECT isnt(obj_description(to_regprocedure('mark_deliveries_sent(bigint[],text[])'), 'pg_proc'), NULL,
+SELECT isnt(obj_description(to_regprocedure('mark_deliveries_sent(bigint[],bigint[],text[])'), 'pg_proc'), NULL,
             'mark_deliveries_sent has a COMMENT');
-SELECT isnt(obj_description(to_regprocedure('mark_deliveries_failed(bigint[],text[])'), 'pg_proc'), NULL,
+SELECT isnt(obj_description(to_regprocedure('mark_deliveries_failed(bigint[],bigint[],text[])'), 'pg_proc'), NULL,
             'mark_deliveries_failed has a COMMENT');
-SELECT isnt(obj_description(to_regprocedure('mark_deliveries_skipped(bigint[],text[])'), 'pg_proc'), NULL,
+SELECT isnt(obj_description(to_regprocedure('mark_deliveries_skipped(bigint[],bigint[],text[])'), 'pg_proc'), NULL,
             'mark_deliveries_skipped has a COMMENT');
-SELECT isnt(obj_description(to_regprocedure('requeue_deliveries(bigint[],text[])'), 'pg_proc'), NULL,
+SELECT isnt(obj_description(to_regprocedure('requeue_deliveries(bigint[],bigint[],text[])'), 'pg_proc'), NULL,
             'requeue_deliveries has a COMMENT');
-SELECT isnt(obj_description(to_regprocedure('release_deliveries(bigint[])'), 'pg_proc'), NULL,
+SELECT isnt(obj_description(to_regprocedure('release_deliveries(bigint[],bigint[])'), 'pg_proc'), NULL,
             'release_deliveries has a COMMENT');
 SELECT isnt(obj_description(to_regprocedure('alerts_retry_delay(integer)'), 'pg_proc'), NULL,
             'alerts_retry_delay has a COMMENT');

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from alerts.delivery import deliver
+from alerts.delivery import Database, deliver
 from alerts.senders.file_outbox import FileOutboxSender
 
 
@@ -22,7 +22,7 @@ def main(url: str, outbox: str, batch: int, start_at: float) -> None:
     sender = FileOutboxSender(Path(outbox))
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         time.sleep(max(0.0, start_at - time.time()))
-        counts = deliver(conn, sender, batch, max_send=10**9)
+        counts = deliver(Database(url, conn), sender, batch, max_send=10**9)
     sender.close()
     print(json.dumps({"claimed": counts.claimed, "sent": counts.sent, "batches": counts.batches}))
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from alerts.delivery import DELIVERIES, BatchOutcomes, DeliveryCounts, deliver, send_batch
+from alerts.delivery import DELIVERIES, BatchOutcomes, Database, DeliveryCounts, deliver, send_batch
 from alerts.render import OutgoingMessage, render
 from alerts.senders.base import LocalSender, SendResult
 from alerts.senders.channels import ChannelUnavailable
@@ -113,12 +113,12 @@ def test_send_batch_leaves_only_unserved_rows_unsent():
     rows = [_claimed_row(1, 1, 1), _claimed_row(2, 2, 1, channel="sms", destination="+15550000002"),
             _claimed_row(3, 3, 1, destination="not an address"), _claimed_row(4, 4, 1),
             _claimed_row(5, 5, 1, channel="sms", destination="+15550000005")]
-    outcomes = BatchOutcomes(unsent={int(r["delivery_id"]) for r in rows})  # type: ignore[call-overload]
+    outcomes = BatchOutcomes(unsent={int(r["delivery_id"]): 70 + int(r["delivery_id"]) for r in rows})
     sender = _EmailOnly()
     send_batch(DELIVERIES, sender, rows, outcomes, DeliveryCounts())
-    assert outcomes.unsent == {2, 5}
-    assert outcomes.sent == [(1, "id-1"), (4, "id-4")]
-    assert [row_id for row_id, _ in outcomes.skipped] == [3]
+    assert outcomes.unsent == {2: 72, 5: 75} and outcomes.in_flight == {}
+    assert outcomes.sent == [(1, 71, "id-1"), (4, 74, "id-4")]
+    assert [row_id for row_id, _, _ in outcomes.skipped] == [3]
     assert [m.delivery_id for m in sender.sent] == [1, 4] and sender.flushed == 1
 
 
@@ -150,9 +150,10 @@ def test_outbox_lines_match_their_rows_and_unserved_rows_are_released(conn, db_u
             return frozenset({"email"})
 
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker:
-        counts = deliver(worker, EmailRouter(), batch_size=5, max_send=10_000)  # several batches, email only
+        # several batches, email only
+        counts = deliver(Database(db_url, worker), EmailRouter(), batch_size=5, max_send=10_000)
         left = total - counts.sent  # the sms rows: one batch claims them all and releases them
-        held = deliver(worker, EmailOnlyFile(), batch_size=left, max_send=left)
+        held = deliver(Database(db_url, worker), EmailOnlyFile(), batch_size=left, max_send=left)
     sender.close()
 
     expected = {row[0]: row[1:] for row in conn.execute(
@@ -202,7 +203,8 @@ def test_a_slow_senders_outcomes_are_recorded_while_its_batch_is_sent(conn, db_u
     sender = _SlowSender(db_url)
     try:
         with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker:
-            counts = deliver(worker, sender, batch_size=total, max_send=total, record_interval=record_interval)
+            counts = deliver(Database(db_url, worker), sender, batch_size=total, max_send=total,
+                             record_interval=record_interval)
     finally:
         sender.observer.close()
     assert counts.batches == 1 and counts.sent == total == len(sender.recorded_at_each_send)

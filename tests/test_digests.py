@@ -3,9 +3,12 @@
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import psycopg
+import pytest
 
 from tests import seed
 from tests.conftest import ROOT, run_runner
@@ -120,12 +123,14 @@ def test_digest_email_arrives_as_one_message_with_a_digest_message_id(conn, db_u
 def test_a_permanently_failed_digest_fails_its_members(conn, db_url):
     _digest_user(conn, events=3)
     conn.execute("SELECT alerts_phase_d()")
-    digest_ids = [r[0] for r in conn.execute("SELECT digest_id FROM claim_digests(5)").fetchall()]
-    assert conn.execute("SELECT record_digest_outcomes('failed', %s, %s)",
-                        [digest_ids, ["550 mailbox unavailable"]]).fetchone() == (1,)
+    claimed = conn.execute("SELECT digest_id, claim_token FROM claim_digests(5)").fetchall()
+    digest_ids, tokens = [r[0] for r in claimed], [r[1] for r in claimed]
+    assert conn.execute("SELECT record_digest_outcomes('failed', %s, %s, %s)",
+                        [digest_ids, tokens, ["550 mailbox unavailable"]]).fetchone() == (1,)
     assert conn.execute("SELECT status, last_error, count(*) FROM user_alert_deliveries GROUP BY 1, 2").fetchall() == [
         ("failed", "550 mailbox unavailable", 3)]
-    assert conn.execute("SELECT record_digest_outcomes('sent', %s, %s)", [digest_ids, ["late"]]).fetchone() == (0,)
+    assert conn.execute("SELECT record_digest_outcomes('failed', %s, %s, %s)",
+                        [digest_ids, tokens, ["late"]]).fetchone() == (0,)
 
 
 def test_a_digest_claim_skips_digests_another_claimer_holds(conn, db_url):
@@ -143,3 +148,82 @@ def test_a_digest_claim_skips_digests_another_claimer_holds(conn, db_url):
         first.rollback()
         second.rollback()
     assert len(first_ids) == 1 and len(second_ids) == 1 and not first_ids & second_ids
+
+
+def _digest_in_flight_with_a_late_member(conn: psycopg.Connection) -> tuple[int, int]:
+    """A digest claimed (sending) when a late member of its window arrives and Phase D opens a
+    second digest for it. Returns the first digest's (id, claim_token)."""
+    user = _digest_user(conn, events=2)
+    conn.execute("SELECT alerts_phase_d()")
+    first = conn.execute("SELECT digest_id, claim_token FROM claim_digests(5)").fetchone()
+    seed.event(conn, title="Late event")
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = created_at - interval '1 day' "
+                 "WHERE user_id = %s AND digest_id IS NULL", [user])
+    assert conn.execute("SELECT alerts_phase_d()").fetchone()[0]["digests_created"] == 1
+    assert conn.execute("SELECT status, count(*) FROM alert_digests GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("queued", 1), ("sending", 1)]
+    return int(first[0]), int(first[1])
+
+
+@pytest.mark.parametrize("back_to_queue", ["release", "requeue", "lease_expired"])
+def test_a_digest_back_in_the_queue_beside_a_late_one_stops_nobody(conn, db_url, tmp_path, back_to_queue):
+    """The first digest goes back to the queue while a second one waits for the same window: it merges
+    into that one instead of breaking the one-queued-digest-per-window rule (which stopped every
+    Phase C at reclaim), and every member is sent once, with instant deliveries going on meanwhile."""
+    digest_id, token = _digest_in_flight_with_a_late_member(conn)
+    seed.plan(conn, "pro", delivery_config={"telegram": {"enabled": False}})
+    instant_user = seed.user(conn, plan_code="pro", email="instant@example.com")
+    seed.pref(conn, instant_user)
+    seed.event(conn, title="Instant event")
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    if back_to_queue == "lease_expired":
+        conn.execute("UPDATE alert_digests SET lease_expires_at = now() - interval '1 second' WHERE id = %s",
+                     [digest_id])
+    else:
+        details = [] if back_to_queue == "release" else [["451 try later"]]
+        placeholders = ", %s" * (2 + len(details))
+        assert conn.execute(f"SELECT record_digest_outcomes(%s{placeholders})",
+                            [back_to_queue, [digest_id], [token], *details]).fetchone() == (1,)
+    outbox = tmp_path / "outbox.jsonl"
+    result = run_runner(db_url, "--phase", "c", env={"ALERTS_SENDER": f"file:{outbox}"})
+    assert result.returncode == 0, result.stderr
+    messages = _outbox(outbox)
+    digests = [m for m in messages if m.get("kind") == "digest"]
+    assert len(digests) == 1 and len(digests[0]["delivery_ids"]) == 3, messages
+    assert any(m["destination"] == "instant@example.com" for m in messages)
+    # the digest user's own delivery of the instant event waits for today's window
+    assert conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("queued", 1), ("sent", 4)]
+    assert conn.execute("SELECT status, last_error FROM alert_digests WHERE id = %s", [digest_id]).fetchone() == (
+        "skipped", f"merged into digest {digests[0]['digest_id']}, queued for the same window")
+
+
+def test_phase_d_never_adds_a_member_to_a_digest_being_claimed(conn, db_url):
+    """A sender claims the window's open digest while Phase D is adding a new member to it: the
+    member must not join the claimed digest (its message would not list it, yet its outcome would
+    mark it sent); it waits for a digest of its own."""
+    user = _digest_user(conn, events=1)
+    conn.execute("SELECT alerts_phase_d()")
+    seed.event(conn, title="Joins late")
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = created_at - interval '1 day' "
+                 "WHERE user_id = %s AND digest_id IS NULL", [user])
+    with psycopg.connect(db_url) as claimer:
+        claimed = claimer.execute("SELECT digest_id, items FROM claim_digests(5)").fetchone()  # not committed yet
+        assert len(claimed[1]) == 1
+        result: list = []
+        phase_d = threading.Thread(target=lambda: result.append(
+            psycopg.connect(db_url, autocommit=True).execute("SELECT alerts_phase_d()").fetchone()[0]))
+        phase_d.start()
+        time.sleep(1.0)
+        claimer.commit()
+    phase_d.join(30)
+    attached = conn.execute("SELECT count(*) FROM user_alert_deliveries WHERE digest_id = %s",
+                            [claimed[0]]).fetchone()
+    assert attached == (1,), "Phase D attached a member to a digest that a sender had claimed"
+    assert result and result[0]["deliveries_digested"] == 0
+    assert conn.execute("SELECT alerts_phase_d()").fetchone()[0]["deliveries_digested"] == 1

@@ -217,8 +217,9 @@ def test_sqitch_round_trip_keeps_the_legacy_data(legacy_url):
         engine_only = conn.execute("SELECT to_regclass('alerts_config'), to_regclass('alerts_runs')").fetchone()
         assert engine_only == (None, None)
     kept = snapshot_rows(legacy_url, (*LEGACY_TABLES, "alerts_legacy_upgrade_log"))
-    # Only digests' own column (v2's, added after the upgrade) goes with its change.
-    assert without_columns(upgraded, {"digest_id"}) == kept, "revert keeps the adopted tables, their rows, the log"
+    # Only the columns of later changes (digest_id, claim_token: v2's own, added after the upgrade) go with them.
+    assert without_columns(upgraded, {"digest_id", "claim_token"}) == kept, \
+        "revert keeps the adopted tables, their rows, the log"
     assert_upgraded(before, kept, legacy_url)
 
     sqitch(legacy_url, "deploy", "--verify")
@@ -255,12 +256,12 @@ def test_the_pipeline_runs_on_the_upgraded_database(legacy_url):
                              "WHERE id IN (10, 30) ORDER BY id").fetchall()
         assert stuck == [(10, "queued", 1, True), (30, "queued", 1, True)]
         due = conn.execute("SELECT count_due_deliveries(NULL)").fetchone()[0]
-        claimed = conn.execute("SELECT delivery_id, alert_event_id FROM claim_deliveries(1000)").fetchall()
+        claimed = conn.execute("SELECT delivery_id, alert_event_id, claim_token FROM claim_deliveries(1000)").fetchall()
         assert len(claimed) == due > 0
-        assert new_event_id in {event_id for _, event_id in claimed}
-        assert {8, 21} <= {delivery_id for delivery_id, _ in claimed}, "v1's queue is sent"
-        ids = [delivery_id for delivery_id, _ in claimed]
-        sent = conn.execute("SELECT mark_deliveries_sent(%s::bigint[])", [ids]).fetchone()[0]
+        assert new_event_id in {event_id for _, event_id, _ in claimed}
+        assert {8, 21} <= {delivery_id for delivery_id, _, _ in claimed}, "v1's queue is sent"
+        ids, tokens = [row[0] for row in claimed], [row[2] for row in claimed]
+        sent = conn.execute("SELECT mark_deliveries_sent(%s::bigint[], %s::bigint[])", [ids, tokens]).fetchone()[0]
         assert sent == len(ids)
         assert conn.execute("SELECT count_due_deliveries(NULL)").fetchone() == (0,)
 

@@ -21,7 +21,7 @@ SCHEMA_QUERIES = {
           FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2""",
     "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
     "functions": """
-        SELECT p.oid::regprocedure::text, p.prosrc, p.proconfig, obj_description(p.oid, 'pg_proc')
+        SELECT p.oid::regprocedure::text, p.prosrc, p.proconfig, obj_description(p.oid, 'pg_proc'), p.proacl::text
           FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1""",
     "config": "SELECT * FROM alerts_config",
 }
@@ -66,20 +66,28 @@ def test_sqitch_round_trip_and_either_tool_after_the_other(empty_db_url, db_url)
     assert schema_of(empty_db_url) == reference
 
 
-def test_reworked_functions_upgrade_a_v1_0_install_and_revert_to_it(empty_db_url, db_url):
-    """An installation at @v1.0 (the first landed release) gets the reworked functions from a
-    plain `sqitch deploy`; reverting to @v1.0 puts back exactly what it had."""
+def _changed_functions(new: dict[str, list[tuple]], old: dict[str, list[tuple]]) -> set[str]:
+    before, after = ({row[0]: row for row in schema["functions"]} for schema in (old, new))
+    return {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+
+
+def test_reworked_functions_upgrade_each_release_and_revert_to_it(empty_db_url, db_url):
+    """An installation at @v1.0 or @v1.1 (the landed releases) gets the reworked functions from a
+    plain `sqitch deploy`; reverting to a release puts back exactly what it had, grants included."""
     sqitch(empty_db_url, "deploy", "--verify", "--to", "@v1.0")
     at_v1_0 = schema_of(empty_db_url)
+    sqitch(empty_db_url, "deploy", "--verify", "--to", "@v1.1")
+    at_v1_1 = schema_of(empty_db_url)
+    assert _changed_functions(at_v1_1, at_v1_0) == {
+        "alerts_phase_a()", "alerts_phase_b()", "alerts_analyze_if_stale()", "mark_deliveries_sent(bigint[],text[])"}
     sqitch(empty_db_url, "deploy", "--verify")
     upgraded = schema_of(empty_db_url)
     assert upgraded == schema_of(db_url)
-    before = {function[0]: function for function in at_v1_0["functions"]}
-    after = {function[0]: function for function in upgraded["functions"]}
-    assert set(after) - set(before) == {"alerts_lease_seconds()"}  # added after @v1.0
-    changed = {name for name, function in before.items() if after[name] != function}
-    assert changed == {"alerts_phase_a()", "alerts_phase_b()", "alerts_analyze_if_stale()",
-                       "mark_deliveries_sent(bigint[],text[])"}
+    fenced = _changed_functions(upgraded, at_v1_1)
+    assert {"release_deliveries(bigint[])", "release_deliveries(bigint[],bigint[])",
+            "record_digest_outcomes(text,bigint[],bigint[],text[])", "claim_deliveries(integer,text[])"} <= fenced
+    sqitch(empty_db_url, "revert", "-y", "--to", "@v1.1")
+    assert schema_of(empty_db_url) == at_v1_1
     sqitch(empty_db_url, "revert", "-y", "--to", "@v1.0")
     assert schema_of(empty_db_url) == at_v1_0
 
@@ -194,10 +202,10 @@ def test_scripts_are_split_as_psql_splits_them():
 
 
 def test_only_the_scripts_that_need_it_run_statement_by_statement():
-    """CREATE INDEX CONCURRENTLY, committed batches and \\gexec need autocommit statements;
-    every other script is one transaction, sent in one piece."""
+    """CREATE INDEX CONCURRENTLY, committed batches, a constraint validated after the transaction that
+    added it, and \\gexec need autocommit statements; every other script is one transaction, sent in one piece."""
     by_statement = {change.name for change in migrate.read_plan()
                     if not migrate.is_single_transaction(migrate.split_statements(
                         migrate.load_script(change.deploy_script)))}
     assert by_statement == {"legacy_upgrade_events", "legacy_upgrade_deliveries", "indexes_concurrently",
-                            "digests_indexes"}
+                            "digests_indexes", "claim_tokens"}

@@ -97,9 +97,9 @@ def test_send_cap_leaves_nothing_in_sending(conn, db_url, tmp_path):
 
 def test_outcomes_only_change_rows_still_sending(conn):
     _fan_out(conn, users=2, events=1)
-    ids = [r[0] for r in conn.execute("SELECT delivery_id FROM claim_deliveries(1)").fetchall()]
-    assert conn.execute("SELECT mark_deliveries_sent(%s, %s)", [ids, ["m1"]]).fetchone() == (1,)
-    assert conn.execute("SELECT mark_deliveries_failed(%s, %s)", [ids, ["late"]]).fetchone() == (0,)
-    assert conn.execute("SELECT requeue_deliveries(%s, %s)", [ids, ["late"]]).fetchone() == (0,)
+    ids, tokens = map(list, zip(*conn.execute("SELECT delivery_id, claim_token FROM claim_deliveries(1)"), strict=True))
+    assert conn.execute("SELECT mark_deliveries_sent(%s, %s, %s)", [ids, tokens, ["m1"]]).fetchone() == (1,)
+    assert conn.execute("SELECT mark_deliveries_failed(%s, %s, %s)", [ids, tokens, ["late"]]).fetchone() == (0,)
+    assert conn.execute("SELECT requeue_deliveries(%s, %s, %s)", [ids, tokens, ["late"]]).fetchone() == (0,)
     assert conn.execute("SELECT status, provider_message_id FROM user_alert_deliveries WHERE id = %s",
                         ids).fetchone() == ("sent", "m1")

@@ -48,8 +48,9 @@ def test_outcomes_update_by_primary_key(conn):
     seed.population(conn, users=2000, events=2)
     conn.execute("SELECT alerts_phase_a()")
     conn.execute("SELECT alerts_phase_b()")  # no ANALYZE since: the estimate is the bulk load's
-    ids = [row[0] for row in conn.execute("SELECT delivery_id FROM claim_deliveries(100)").fetchall()]
-    plans = _nested_plans(conn, f"SELECT mark_deliveries_sent(ARRAY{ids}::bigint[], NULL)")
+    claimed = conn.execute("SELECT delivery_id, claim_token FROM claim_deliveries(100)").fetchall()
+    ids, tokens = [row[0] for row in claimed], [row[1] for row in claimed]
+    plans = _nested_plans(conn, f"SELECT mark_deliveries_sent(ARRAY{ids}::bigint[], ARRAY{tokens}::bigint[], NULL)")
     update = _plan_of(plans, "Update on user_alert_deliveries")
     assert "Seq Scan on user_alert_deliveries" not in update, update
     by_key = r"(Index Scan using|Bitmap Index Scan on) user_alert_deliveries_(pkey|sending_idx)"

@@ -18,6 +18,12 @@ def _claim(conn: psycopg.Connection, n: int) -> list[int]:
     return [r[0] for r in conn.execute("SELECT delivery_id FROM claim_deliveries(%s)", [n]).fetchall()]
 
 
+def _tokens(conn: psycopg.Connection, ids: list[int]) -> list[int]:
+    """The claim tokens the rows carry now, in the order of ids."""
+    return [conn.execute("SELECT claim_token FROM user_alert_deliveries WHERE id = %s", [i]).fetchone()[0]
+            for i in ids]
+
+
 def test_transient_failure_waits_with_exponential_backoff_and_jitter(conn):
     _queue(conn, users=1)
     conn.execute("UPDATE alerts_config SET retry_base = '60 seconds', retry_max = '1 hour', retry_jitter_pct = 20")
@@ -25,7 +31,7 @@ def test_transient_failure_waits_with_exponential_backoff_and_jitter(conn):
     for attempt, base in enumerate(expected_base, start=1):
         ids = _claim(conn, 1)
         assert len(ids) == 1, f"attempt {attempt} found nothing due"
-        conn.execute("SELECT requeue_deliveries(%s, %s)", [ids, ["timeout"]])
+        conn.execute("SELECT requeue_deliveries(%s, %s, %s)", [ids, _tokens(conn, ids), ["timeout"]])
         wait = conn.execute("SELECT extract(epoch FROM next_retry_at - now()) FROM user_alert_deliveries").fetchone()
         assert wait is not None and base <= wait[0] <= base * 1.2 + 1, (attempt, wait)
         assert _claim(conn, 1) == [], "a row waiting for its retry was claimed early"
@@ -45,7 +51,8 @@ def test_attempts_run_out_into_failed(conn):
     conn.execute("UPDATE alerts_config SET max_attempts = 3")
     for _ in range(3):
         conn.execute("UPDATE user_alert_deliveries SET next_retry_at = NULL WHERE status = 'queued'")
-        conn.execute("SELECT requeue_deliveries(%s, %s)", [_claim(conn, 1), ["503 from provider"]])
+        ids = _claim(conn, 1)
+        conn.execute("SELECT requeue_deliveries(%s, %s, %s)", [ids, _tokens(conn, ids), ["503 from provider"]])
     row = conn.execute("SELECT status, attempts, last_error, next_retry_at FROM user_alert_deliveries").fetchone()
     assert row == ("failed", 3, "gave up after 3 attempts: 503 from provider", None)
 
@@ -77,7 +84,8 @@ def test_reclaim_never_overwrites_a_row_completed_meanwhile(conn, db_url):
     ids = _claim(conn, 1)
     conn.execute("UPDATE user_alert_deliveries SET lease_expires_at = now() - interval '1 second'")
     with psycopg.connect(db_url) as sender:
-        sender.execute("SELECT mark_deliveries_sent(%s, %s)", [ids, ["provider-1"]])  # row locked, not committed
+        sender.execute("SELECT mark_deliveries_sent(%s, %s, %s)",  # row locked, not committed
+                       [ids, _tokens(conn, ids), ["provider-1"]])
         result: list = []
         reclaimer = threading.Thread(target=lambda: result.append(
             psycopg.connect(db_url, autocommit=True).execute("SELECT reclaim_expired_deliveries()").fetchone()))

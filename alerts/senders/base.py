@@ -44,6 +44,7 @@ class Sender(Protocol):
     configured_channels()  the channels it has a provider for; None: every channel
     available_channels()   the configured channels worth claiming now (not held); None: every channel
     held_for(channel)      seconds the channel is still held (its provider asked us to wait); 0 when not
+    provider_holds         the channels a provider held this run, with its answer (for the run's report)
     max_in_flight(channel) how many messages of that channel may be sent at once (1: one at a time,
                            on the caller's thread; more: send() is called from that many threads)
     per_second(channel)    the channel's steady rate now (after any slow-down), None when unpaced;
@@ -63,6 +64,9 @@ class Sender(Protocol):
     def available_channels(self) -> frozenset[str] | None: ...
 
     def held_for(self, channel: str) -> float: ...
+
+    @property
+    def provider_holds(self) -> dict[str, str]: ...
 
     def max_in_flight(self, channel: str | None) -> int: ...
 
@@ -90,6 +94,10 @@ class LocalSender:
 
     def held_for(self, channel: str) -> float:
         return 0.0
+
+    @property
+    def provider_holds(self) -> dict[str, str]:
+        return {}
 
     def max_in_flight(self, channel: str | None) -> int:
         return 1

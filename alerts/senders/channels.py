@@ -78,6 +78,8 @@ class ChannelRouter:
         self._pacers = {channel: Pacer(self._limits[channel], clock) for channel in self._senders}
         self._held_until: dict[str, float] = {}
         self._lock = threading.Lock()
+        # channels their provider held (asked us to wait, or could not be reached), with its answer
+        self.provider_holds: dict[str, str] = {}
 
     def __repr__(self) -> str:
         routes = ", ".join(f"{channel}={sender.name}" for channel, sender in self._senders.items())
@@ -100,7 +102,11 @@ class ChannelRouter:
         return pacer.per_second if pacer else None
 
     def held_for(self, channel: str) -> float:
-        """Seconds the channel is still held (0 when it is not)."""
+        """Seconds the channel is still held by its provider or its per-minute limit (0 when it is not)."""
+        pacer = self._pacers.get(channel)
+        return max(self._provider_hold(channel), pacer.minute_wait() if pacer else 0.0)
+
+    def _provider_hold(self, channel: str) -> float:
         with self._lock:
             return max(self._held_until.get(channel, 0.0) - self._clock(), 0.0)
 
@@ -112,23 +118,22 @@ class ChannelRouter:
         return self._senders.get(channel)
 
     def _provider(self, channel: str) -> Sender:
+        """The channel's provider, unless it has none or asked us to wait."""
         sender = self._senders.get(channel)
         if sender is None:
             raise ChannelNotConfigured(channel)
-        held = self.held_for(channel)
+        held = self._provider_hold(channel)
         if held > 0:
             raise ChannelHeld(channel, sender.name, held)
         return sender
 
     def turn(self, channel: str, destination: str) -> float:
         """Reserve the moment a message to destination may start; ChannelUnavailable when it may not
-        (held, or the per-minute limit is used up: then the channel is held until a slot frees)."""
+        (held by its provider, or the per-minute limit is used up)."""
         sender = self._provider(channel)
         start = self._pacers[channel].reserve(destination)
         if start is None:
-            wait = self._pacers[channel].minute_free_at() - self._clock()
-            self.hold(channel, wait)
-            raise ChannelHeld(channel, sender.name, wait)
+            raise ChannelHeld(channel, sender.name, self._pacers[channel].minute_wait())
         return start
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -138,6 +143,8 @@ class ChannelRouter:
         result = sender.send(message)
         if result.outcome is Outcome.TRANSIENT and result.retry_after:
             self.hold(message.channel, result.retry_after)
+            with self._lock:
+                self.provider_holds[message.channel] = result.error or f"{sender.name} asked us to wait"
         if result.throttled:
             rate = self._pacers[message.channel].slow_down()
             log.warning("%s answered 'too many requests': %s slows down to %.2f messages/s for the rest of the run",

@@ -3,8 +3,8 @@
 A Pacer hands out start times: evenly spaced at the channel's steady rate (a little wider than
 1/rate, so that what the provider receives stays under the rate over any one-second window even
 when the network delays one request more than the next), never sooner than the destination's
-own interval after its previous message, and never more than per_minute in any minute (beyond
-that the channel is held until a minute has passed since the oldest of them). slow_down() halves
+own interval (a little wider too) after its previous message, and never more than per_minute in any minute (beyond
+that the channel waits until a minute has passed since the oldest of them). slow_down() halves
 the rate for the rest of the run, when a provider answered "too many requests".
 """
 
@@ -37,7 +37,7 @@ class Pacer:
 
     def reserve(self, destination: str) -> float | None:
         """The monotonic time this message may start at, reserved; None when the per-minute limit
-        is used up (the caller holds the channel until minute_free_at())."""
+        is used up (for minute_wait() seconds)."""
         with self._lock:
             now = self._clock()
             if not self._minute_has_room(now):
@@ -46,15 +46,17 @@ class Pacer:
             if self._rate:
                 self._next_start = start + (1 + SPACING_MARGIN) / self._rate
             if self._destination_interval:
-                self._next_by_destination[destination] = start + self._destination_interval
+                self._next_by_destination[destination] = start + self._destination_interval * (1 + SPACING_MARGIN)
                 if len(self._next_by_destination) > 10_000:
                     self._forget_destinations(now)
             self._note_start(start)
             return start
 
-    def minute_free_at(self) -> float:
+    def minute_wait(self) -> float:
+        """Seconds until the per-minute limit admits another message (0 when it does now)."""
         with self._lock:
-            return self._minute[0] + 60 if self._minute else self._clock()
+            now = self._clock()
+            return 0.0 if self._minute_has_room(now) else self._minute[0] + 60 - now
 
     def slow_down(self) -> float:
         """Halve the rate (an unpaced channel: half what it sent in the last second) for the rest

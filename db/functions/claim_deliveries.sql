@@ -2,9 +2,13 @@
 -- concurrent callers: FOR UPDATE SKIP LOCKED hands each row to one caller only.
 -- claim_deliveries(batch, channels) claims only the listed channels (NULL: all), so a
 -- runner never claims rows for a channel it cannot send on right now.
+-- Every claim hands out a fencing token (claim_token, one per call): the outcome
+-- functions change a row only while it still carries the token of the caller's claim.
+-- Ids are returned as bigint whatever the table's id type (a host table may use integer).
 CREATE OR REPLACE FUNCTION claim_deliveries(batch integer, channels text[])
 RETURNS TABLE (
     delivery_id bigint,
+    claim_token bigint,
     user_id bigint,
     channel text,
     destination text,
@@ -25,12 +29,14 @@ SET jit = off
 AS $$
 -- Guarantees: each due row (queued, instant, next_retry_at NULL or past) is handed
 -- to exactly one caller, earliest due first; it leaves as 'sending' with attempts + 1
--- and a lease (alerts_config.lease_duration) in the same statement, so a sender that
--- crashes still uses up an attempt and its rows are reclaimed when the lease ends.
+-- and a lease (alerts_config.lease_duration) and a new claim_token in the same statement,
+-- so a sender that crashes still uses up an attempt and its rows are reclaimed when the
+-- lease ends, and a sender whose lease ended can no longer record over a newer claim.
 -- Lock: row locks only (FOR UPDATE SKIP LOCKED); Phase C's advisory lock is the runner's.
 #variable_conflict use_column
 DECLARE
     lease interval := (SELECT c.lease_duration FROM alerts_config c);
+    token bigint := nextval('alerts_claim_token_seq');
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'claim_deliveries: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
@@ -52,17 +58,17 @@ BEGIN
     ),
     claimed_deliveries AS (
         UPDATE user_alert_deliveries d
-           SET status = 'sending', attempts = d.attempts + 1,
+           SET status = 'sending', attempts = d.attempts + 1, claim_token = token,
                claimed_at = now(), lease_expires_at = now() + coalesce(lease, interval '5 minutes')
          WHERE d.id = ANY (ARRAY(SELECT due.id FROM due_deliveries due))  -- by primary key, whatever the
            AND d.status = 'queued'                                          -- (maybe stale) row estimates
         RETURNING d.id, d.user_id, d.channel, d.attempts, d.alert_event_id,
                   coalesce(d.next_retry_at, d.created_at) AS due_at
     )
-    SELECT cd.id, cd.user_id, cd.channel,
+    SELECT cd.id::bigint, token, cd.user_id::bigint, cd.channel,
            alerts_user_destination(u, cd.channel) AS destination,
-           cd.attempts, ae.id, ae.alert_type, ae.severity, ae.scope_region, ae.scope_assets,
-           ae.headline, ae.body, ae.created_at
+           cd.attempts::integer, ae.id::bigint, ae.alert_type, ae.severity::integer, ae.scope_region, ae.scope_assets,
+           ae.headline, ae.body, ae.created_at::timestamptz
       FROM claimed_deliveries cd
       JOIN alert_events ae ON ae.id = cd.alert_event_id
       LEFT JOIN users u ON u.id = cd.user_id
@@ -75,6 +81,7 @@ COMMENT ON FUNCTION claim_deliveries(integer, text[]) IS
 CREATE OR REPLACE FUNCTION claim_deliveries(batch integer)
 RETURNS TABLE (
     delivery_id bigint,
+    claim_token bigint,
     user_id bigint,
     channel text,
     destination text,
@@ -96,7 +103,7 @@ AS $$
     SELECT * FROM claim_deliveries(batch, NULL::text[])
 $$;
 COMMENT ON FUNCTION claim_deliveries(integer) IS
-    'Claims up to batch due instant deliveries (FOR UPDATE SKIP LOCKED), marks them sending with attempts + 1, and returns what a sender needs. Record the outcome with mark_deliveries_sent/failed/skipped or requeue_deliveries. Example: SELECT * FROM claim_deliveries(10);';
+    'Claims up to batch due instant deliveries (FOR UPDATE SKIP LOCKED), marks them sending with attempts + 1 and a fencing claim_token, and returns what a sender needs. Record the outcome with mark_deliveries_sent/failed/skipped, requeue_deliveries or release_deliveries, passing each row''s claim_token. Example: SELECT * FROM claim_deliveries(10);';
 
 -- What a claim would take now, without taking it: for dry runs and monitors.
 CREATE OR REPLACE FUNCTION count_due_deliveries(up_to integer DEFAULT NULL, channels text[] DEFAULT NULL)

@@ -6,6 +6,7 @@
 CREATE OR REPLACE FUNCTION claim_digests(batch integer, channels text[] DEFAULT NULL)
 RETURNS TABLE (
     digest_id bigint,
+    claim_token bigint,
     user_id bigint,
     channel text,
     destination text,
@@ -20,11 +21,13 @@ SET search_path = pg_catalog, public, pg_temp
 SET jit = off
 AS $$
 -- Guarantees: each due queued digest is handed to exactly one caller, earliest due first,
--- as 'sending' with attempts + 1 and a lease, with its member events (most severe first).
+-- as 'sending' with attempts + 1, a lease and a new claim_token (the fencing token its outcome
+-- must name), with its member events (most severe first).
 -- Lock: row locks only (FOR UPDATE SKIP LOCKED).
 #variable_conflict use_column
 DECLARE
     lease interval := (SELECT c.lease_duration FROM alerts_config c);
+    token bigint := nextval('alerts_claim_token_seq');
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'claim_digests: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
@@ -43,14 +46,14 @@ BEGIN
     ),
     claimed_digests AS (
         UPDATE alert_digests g
-           SET status = 'sending', attempts = g.attempts + 1,
+           SET status = 'sending', attempts = g.attempts + 1, claim_token = token,
                claimed_at = now(), lease_expires_at = now() + coalesce(lease, interval '5 minutes')
          WHERE g.id = ANY (ARRAY(SELECT due.id FROM due_digests due))  -- by primary key, whatever the estimates
            AND g.status = 'queued'
         RETURNING g.id, g.user_id, g.channel, g.attempts, g.period, g.window_start,
                   coalesce(g.next_retry_at, g.created_at) AS due_at
     )
-    SELECT cg.id, cg.user_id, cg.channel,
+    SELECT cg.id, token, cg.user_id::bigint, cg.channel,
            alerts_user_destination(u, cg.channel) AS destination,
            cg.attempts, cg.period, cg.window_start,
            coalesce((SELECT jsonb_agg(jsonb_build_object(
@@ -66,53 +69,158 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION claim_digests(integer, text[]) IS
-    'Claims up to batch due digests (FOR UPDATE SKIP LOCKED) of the given channels (NULL: all), marks them sending, and returns each with its member events. Record the outcome with record_digest_outcomes. Example: SELECT * FROM claim_digests(10);';
+    'Claims up to batch due digests (FOR UPDATE SKIP LOCKED) of the given channels (NULL: all), marks them sending with a fencing claim_token, and returns each with its member events. Record the outcome with record_digest_outcomes, passing the claim_token. Example: SELECT * FROM claim_digests(10);';
 
-CREATE OR REPLACE FUNCTION record_digest_outcomes(outcome text, ids bigint[], details text[] DEFAULT NULL)
+-- Puts digests a sender gives back (a transient failure, a release, an expired lease) in
+-- the queue again; the one place where a digest returns to 'queued'.
+CREATE OR REPLACE FUNCTION alerts_requeue_digests(ids bigint[], claim_tokens bigint[], errors text[],
+                                                  releasing boolean)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+-- Guarantees: only digests still 'sending' under the given claim tokens change. Released ones
+-- go back due at once with their attempt given back; the others with a backoff, or 'failed'
+-- (with their queued members) once max_attempts is reached. A window never ends up with two
+-- queued digests (alert_digests_one_queued_per_window_idx): a digest returning to a window
+-- that has a queued digest already (Phase D opened one for a late member meanwhile) hands its
+-- queued members to that digest and becomes 'skipped', "merged into digest N"; so no member is
+-- lost and one failing digest never blocks the others. Lock: row locks of the UPDATEs; a
+-- digest queued concurrently by Phase D shows up as a unique violation, and the merge is
+-- tried again with it visible.
+DECLARE
+    cfg alerts_config := alerts_settings();
+    merged integer := 0;
+    requeued integer := 0;
+    failed integer := 0;
+BEGIN
+    PERFORM alerts_check_claim_tokens('record_digest_outcomes', ids, claim_tokens);
+    FOR merge_round IN 1..3 LOOP
+        BEGIN
+            WITH returning_digests AS (
+                SELECT g.id, g.user_id, g.channel, g.period, g.window_start
+                  FROM alert_digests g
+                  JOIN unnest(ids, claim_tokens) AS o (id, claim_token)
+                    ON g.id = o.id AND g.claim_token = o.claim_token
+                 WHERE g.status = 'sending' AND (releasing OR g.attempts < cfg.max_attempts)
+                   FOR UPDATE OF g
+            ),
+            window_targets AS (
+                SELECT rd.id AS returning_id,
+                       coalesce((SELECT q.id FROM alert_digests q
+                                  WHERE q.user_id = rd.user_id AND q.channel = rd.channel AND q.period = rd.period
+                                    AND q.window_start = rd.window_start AND q.status = 'queued'
+                                  LIMIT 1),
+                                min(rd.id) OVER (PARTITION BY rd.user_id, rd.channel, rd.period, rd.window_start))
+                           AS target_id
+                  FROM returning_digests rd
+            ),
+            merges AS (
+                SELECT wt.returning_id, wt.target_id FROM window_targets wt WHERE wt.target_id <> wt.returning_id
+            ),
+            moved_members AS (
+                UPDATE user_alert_deliveries d
+                   SET digest_id = m.target_id
+                  FROM merges m
+                 WHERE d.digest_id = m.returning_id AND d.status = 'queued'
+                RETURNING d.id
+            ),
+            merged_digests AS (
+                UPDATE alert_digests g
+                   SET status = 'skipped', lease_expires_at = NULL, next_retry_at = NULL,
+                       last_error = format('merged into digest %s, queued for the same window', m.target_id)
+                  FROM merges m
+                 WHERE g.id = m.returning_id
+                RETURNING g.id
+            )
+            SELECT count(*) INTO merged FROM merged_digests;
+
+            WITH outcomes AS (
+                SELECT o.id, o.claim_token, left(coalesce(o.error, 'transient failure'), 1900) AS error
+                  FROM unnest(ids, claim_tokens, errors) AS o (id, claim_token, error)
+            ),
+            returned_digests AS (
+                UPDATE alert_digests g
+                   SET status = CASE WHEN releasing OR g.attempts < cfg.max_attempts THEN 'queued' ELSE 'failed' END,
+                       attempts = CASE WHEN releasing THEN greatest(g.attempts - 1, 0) ELSE g.attempts END,
+                       last_error = CASE
+                                        WHEN releasing THEN g.last_error
+                                        WHEN g.attempts >= cfg.max_attempts
+                                            THEN format('gave up after %s attempts: %s', g.attempts, o.error)
+                                        ELSE o.error
+                                    END,
+                       next_retry_at = CASE WHEN NOT releasing AND g.attempts < cfg.max_attempts
+                                            THEN now() + alerts_retry_delay(g.attempts) END,
+                       lease_expires_at = NULL
+                  FROM outcomes o
+                 WHERE g.id = o.id AND g.claim_token = o.claim_token AND g.status = 'sending'
+                RETURNING g.id, g.status, g.attempts, g.last_error
+            ),
+            failed_members AS (
+                UPDATE user_alert_deliveries d
+                   SET status = 'failed', attempts = rd.attempts, last_error = rd.last_error
+                  FROM returned_digests rd
+                 WHERE d.digest_id = rd.id AND d.status = 'queued' AND rd.status = 'failed'
+                RETURNING d.id
+            )
+            SELECT count(*) FILTER (WHERE rd.status = 'queued'), count(*) FILTER (WHERE rd.status = 'failed')
+              INTO requeued, failed
+              FROM returned_digests rd;
+            RETURN jsonb_build_object('requeued', requeued, 'failed', failed, 'merged', merged);
+        EXCEPTION WHEN unique_violation THEN
+            IF merge_round = 3 THEN
+                RAISE;
+            END IF;
+        END;
+    END LOOP;
+    RETURN NULL;  -- not reached
+END;
+$$;
+COMMENT ON FUNCTION alerts_requeue_digests(bigint[], bigint[], text[], boolean) IS
+    'Internal to record_digest_outcomes and reclaim_expired_digests: puts claimed digests back in the queue (releasing: at once, attempt given back), merging one into a digest already queued for its window. Example: SELECT alerts_requeue_digests(ARRAY[7], ARRAY[17], ARRAY[''timeout''], false);';
+
+CREATE OR REPLACE FUNCTION record_digest_outcomes(outcome text, ids bigint[], claim_tokens bigint[],
+                                                  details text[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: changes only digests still 'sending'. outcome 'sent' (details: provider ids),
--- 'failed' or 'skipped' (details: reasons) finish the digest and its queued members alike;
--- 'requeue' (details: errors) puts it back with a backoff, or fails it and its members
--- once max_attempts is reached; 'release' gives an unsent digest back with its attempt.
--- Lock: row locks of the UPDATEs.
+-- Guarantees: changes only digests still carrying the caller's claim_token. outcome 'sent'
+-- (details: provider ids) finishes a digest that is 'sending', or that was put back after its
+-- lease expired and not claimed since, and its queued members alike; 'failed' or 'skipped'
+-- (details: reasons) finish a 'sending' digest and its members; 'requeue' (details: errors)
+-- and 'release' put it back as alerts_requeue_digests() says. Lock: row locks of the UPDATEs.
 DECLARE
     changed integer;
+    returned jsonb;
 BEGIN
     IF outcome IS NULL OR outcome NOT IN ('sent', 'failed', 'skipped', 'requeue', 'release') THEN
         RAISE EXCEPTION 'record_digest_outcomes: outcome must be sent, failed, skipped, requeue or release, got %',
             coalesce(outcome, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM alerts_check_claim_tokens('record_digest_outcomes', ids, claim_tokens);
+    IF outcome IN ('requeue', 'release') THEN
+        returned := alerts_requeue_digests(ids, claim_tokens, details, outcome = 'release');
+        RETURN (returned ->> 'requeued')::integer + (returned ->> 'failed')::integer
+               + (returned ->> 'merged')::integer;
+    END IF;
     WITH outcomes AS (
-        SELECT o.id, left(o.detail, 1900) AS detail FROM unnest(ids, details) AS o (id, detail)
+        SELECT o.id, o.claim_token, left(o.detail, 1900) AS detail
+          FROM unnest(ids, claim_tokens, details) AS o (id, claim_token, detail)
     ),
     finished_digests AS (
         UPDATE alert_digests g
-           SET status = CASE
-                            WHEN outcome = 'requeue' THEN
-                                CASE WHEN g.attempts >= c.max_attempts THEN 'failed' ELSE 'queued' END
-                            WHEN outcome = 'release' THEN 'queued'
-                            ELSE outcome
-                        END,
-               attempts = CASE WHEN outcome = 'release' THEN greatest(g.attempts - 1, 0) ELSE g.attempts END,
+           SET status = outcome,
                sent_at = CASE WHEN outcome = 'sent' THEN now() END,
                provider_message_id = CASE WHEN outcome = 'sent' THEN o.detail ELSE g.provider_message_id END,
-               last_error = CASE
-                                WHEN outcome = 'sent' THEN NULL
-                                WHEN outcome = 'release' THEN g.last_error
-                                WHEN outcome = 'requeue' AND g.attempts >= c.max_attempts
-                                    THEN format('gave up after %s attempts: %s', g.attempts,
-                                                coalesce(o.detail, 'transient failure'))
-                                ELSE coalesce(o.detail, outcome || ' without a reason')
-                            END,
-               next_retry_at = CASE WHEN outcome = 'requeue' AND g.attempts < c.max_attempts
-                                    THEN now() + alerts_retry_delay(g.attempts) END,
-               lease_expires_at = NULL
-          FROM outcomes o, alerts_config c
-         WHERE g.id = o.id AND g.status = 'sending'
+               last_error = CASE WHEN outcome = 'sent' THEN NULL
+                                 ELSE coalesce(o.detail, outcome || ' without a reason') END,
+               next_retry_at = NULL, lease_expires_at = NULL
+          FROM outcomes o
+         WHERE g.id = o.id AND g.claim_token = o.claim_token
+           AND (g.status = 'sending' OR (outcome = 'sent' AND g.status IN ('queued', 'failed')))
         RETURNING g.id, g.status, g.attempts, g.sent_at, g.provider_message_id, g.last_error
     ),
     finished_members AS (
@@ -120,47 +228,40 @@ BEGIN
            SET status = fd.status, attempts = fd.attempts, sent_at = fd.sent_at,
                provider_message_id = fd.provider_message_id, last_error = fd.last_error
           FROM finished_digests fd
-         WHERE d.digest_id = fd.id AND d.status = 'queued' AND fd.status IN ('sent', 'failed', 'skipped')
+         WHERE d.digest_id = fd.id AND d.status IN ('queued', 'failed')
+           AND (fd.status = 'sent' OR d.status = 'queued')
         RETURNING d.id
     )
     SELECT count(*) INTO changed FROM finished_digests;
     RETURN changed;
 END;
 $$;
-COMMENT ON FUNCTION record_digest_outcomes(text, bigint[], text[]) IS
-    'Records what a sender did with claimed digests: sent, failed, skipped, requeue or release; a final outcome also finishes the digest''s member deliveries. Example: SELECT record_digest_outcomes(''sent'', ARRAY[7], ARRAY[''msg-1'']);';
+COMMENT ON FUNCTION record_digest_outcomes(text, bigint[], bigint[], text[]) IS
+    'Records what a sender did with claimed digests: sent, failed, skipped, requeue or release, for digests still carrying the given claim tokens; a final outcome also finishes the digest''s member deliveries. Example: SELECT record_digest_outcomes(''sent'', ARRAY[7], ARRAY[17], ARRAY[''msg-1'']);';
 
 CREATE OR REPLACE FUNCTION reclaim_expired_digests()
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: as reclaim_expired_deliveries(), for digests: only rows still 'sending' past
--- their lease, re-checked by the UPDATE; a digest failed here fails its queued members too.
--- Lock: row locks of the UPDATEs.
-    WITH reclaimed AS (
-        UPDATE alert_digests g
-           SET status = CASE WHEN g.attempts >= c.max_attempts THEN 'failed' ELSE 'queued' END,
-               last_error = format('lease expired at %s during attempt %s (the sender stopped without recording an outcome)',
-                                   g.lease_expires_at, g.attempts),
-               next_retry_at = CASE WHEN g.attempts >= c.max_attempts THEN NULL
-                                    ELSE now() + alerts_retry_delay(g.attempts) END,
-               lease_expires_at = NULL
-          FROM alerts_config c
-         WHERE g.status = 'sending' AND g.lease_expires_at < now()
-        RETURNING g.id, g.status, g.attempts, g.last_error
-    ),
-    failed_members AS (
-        UPDATE user_alert_deliveries d
-           SET status = 'failed', attempts = r.attempts, last_error = r.last_error
-          FROM reclaimed r
-         WHERE d.digest_id = r.id AND d.status = 'queued' AND r.status = 'failed'
-        RETURNING d.id
-    )
-    SELECT jsonb_build_object('requeued', count(*) FILTER (WHERE status = 'queued'),
-                              'failed', count(*) FILTER (WHERE status = 'failed'))
-      FROM reclaimed
+-- Guarantees: as reclaim_expired_deliveries(), for digests: only digests still 'sending' past
+-- their lease, re-checked (with their claim token) by alerts_requeue_digests(), which merges a
+-- digest into one already queued for its window instead of failing on it; a digest failed here
+-- fails its queued members too. Lock: row locks of the UPDATEs.
+DECLARE
+    expired_ids bigint[];
+    expired_tokens bigint[];
+    expired_errors text[];
+BEGIN
+    SELECT coalesce(array_agg(g.id ORDER BY g.id), '{}'), coalesce(array_agg(g.claim_token ORDER BY g.id), '{}'),
+           coalesce(array_agg(format('lease expired at %s during attempt %s (the sender stopped without recording an outcome)',
+                                     g.lease_expires_at, g.attempts) ORDER BY g.id), '{}')
+      INTO expired_ids, expired_tokens, expired_errors
+      FROM alert_digests g
+     WHERE g.status = 'sending' AND g.lease_expires_at < now();
+    RETURN alerts_requeue_digests(expired_ids, expired_tokens, expired_errors, false);
+END;
 $$;
 COMMENT ON FUNCTION reclaim_expired_digests() IS
     'Returns digests stuck in sending past their lease to the queue (with backoff), or fails them and their members once their attempts are spent. Example: SELECT reclaim_expired_digests();';

@@ -15,7 +15,7 @@ AS $$
 -- queued digest delivery joins exactly one digest; a second run creates nothing.
 -- Members that arrive after their window's digest was sent get a digest of their own,
 -- keyed {digest_key}:late:{time}, so none is lost.
--- Lock: pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_d')).
+-- Lock: pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_d')); row locks (FOR SHARE) on the open digests.
 DECLARE
     cfg alerts_config;
     unit text;
@@ -55,13 +55,26 @@ BEGIN
     )
     SELECT count(*) INTO digests_created FROM new_digests;
 
+    -- The open digests are locked FOR SHARE: one a sender claims meanwhile is 'sending' by the
+    -- time the lock is granted, drops out here and gets no member its message did not list.
+    WITH open_digests AS (
+        SELECT g.id, g.user_id, g.channel, g.window_start
+          FROM alert_digests g
+         WHERE g.status = 'queued' AND g.period = cfg.digest_period
+           AND (g.user_id, g.channel, g.window_start) IN (
+                   SELECT d.user_id, d.channel, date_trunc(unit, d.created_at)
+                     FROM user_alert_deliveries d
+                    WHERE d.delivery_kind = 'digest' AND d.status = 'queued' AND d.digest_id IS NULL
+                      AND d.created_at < date_trunc(unit, now() - cfg.digest_grace))
+           FOR SHARE
+    )
     UPDATE user_alert_deliveries d
-       SET digest_id = g.id
-      FROM alert_digests g
+       SET digest_id = od.id
+      FROM open_digests od
      WHERE d.delivery_kind = 'digest' AND d.status = 'queued' AND d.digest_id IS NULL
        AND d.created_at < date_trunc(unit, now() - cfg.digest_grace)
-       AND g.status = 'queued' AND g.user_id = d.user_id AND g.channel = d.channel
-       AND g.period = cfg.digest_period AND g.window_start = date_trunc(unit, d.created_at);
+       AND od.user_id = d.user_id AND od.channel = d.channel
+       AND od.window_start = date_trunc(unit, d.created_at);
     GET DIAGNOSTICS members_attached = ROW_COUNT;
 
     RETURN jsonb_build_object('phase', 'd', 'locked', true, 'skipped', false, 'period', cfg.digest_period,

@@ -1,125 +1,168 @@
--- Recording what a sender did with the deliveries it claimed. Every function
--- changes a row only while it is still 'sending' (re-checked by the UPDATE itself),
--- so a late or repeated call can never overwrite a row another path completed.
--- Each returns the number of rows it changed. ids[i] goes with the i-th detail.
+-- Recording what a sender did with the deliveries it claimed. Every function is fenced:
+-- it changes a row only while the row still carries the claim_token of the caller's claim
+-- (re-checked by the UPDATE itself), so a sender whose lease expired, and whose rows were
+-- reclaimed and claimed again by another sender, can never overwrite the newer claim.
+-- Each returns the number of rows it changed; the caller counts the rest as stale.
+-- ids[i] goes with claim_tokens[i] and with the i-th detail.
 
-CREATE OR REPLACE FUNCTION mark_deliveries_sent(ids bigint[], provider_message_ids text[] DEFAULT NULL)
+-- The one check every outcome function makes of its arguments.
+CREATE OR REPLACE FUNCTION alerts_check_claim_tokens(caller text, ids bigint[], claim_tokens bigint[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF claim_tokens IS NULL OR cardinality(claim_tokens) <> cardinality(ids) THEN
+        RAISE EXCEPTION '%: pass one claim_token per id (the claim_token column the claim returned), got % ids and % tokens',
+            caller, cardinality(ids), coalesce(cardinality(claim_tokens)::text, 'no')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION alerts_check_claim_tokens(text, bigint[], bigint[]) IS
+    'Raises unless there is one claim token per id. Example: SELECT alerts_check_claim_tokens(''release_deliveries'', ARRAY[42], ARRAY[17]);';
+
+CREATE OR REPLACE FUNCTION mark_deliveries_sent(ids bigint[], claim_tokens bigint[],
+                                                provider_message_ids text[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: sending -> sent with sent_at = now(); other rows untouched. Lock: row locks of the UPDATE.
+-- Guarantees: a row still carrying the caller's claim_token becomes sent with sent_at = now():
+-- from 'sending', and also from 'queued' or 'failed' when its lease expired and it was put
+-- back but nobody claimed it since (the message did go out; recording it prevents a second
+-- send). A row claimed again since, or already sent, is untouched. Lock: row locks of the UPDATE.
 -- plpgsql, not sql: the hot path of Phase C (one call per batch) keeps its plan for the session,
 -- where a SECURITY DEFINER sql function is parsed and planned again on every call.
 DECLARE
     changed integer;
+    put_back integer;
 BEGIN
+    PERFORM alerts_check_claim_tokens('mark_deliveries_sent', ids, claim_tokens);
     UPDATE user_alert_deliveries d
        SET status = 'sent', sent_at = now(), provider_message_id = o.provider_message_id,
            last_error = NULL, next_retry_at = NULL, lease_expires_at = NULL
-      FROM unnest(ids, provider_message_ids) AS o (id, provider_message_id)
+      FROM unnest(ids, claim_tokens, provider_message_ids) AS o (id, claim_token, provider_message_id)
      WHERE d.id = ANY (ids)  -- the primary key, whatever the statistics say
-       AND d.id = o.id AND d.status = 'sending';
+       AND d.id = o.id AND d.claim_token = o.claim_token AND d.status = 'sending';
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    IF changed < cardinality(ids) THEN  -- rare: rows put back after their lease ended, not claimed since
+        UPDATE user_alert_deliveries d
+           SET status = 'sent', sent_at = now(), provider_message_id = o.provider_message_id,
+               last_error = NULL, next_retry_at = NULL, lease_expires_at = NULL
+          FROM unnest(ids, claim_tokens, provider_message_ids) AS o (id, claim_token, provider_message_id)
+         WHERE d.id = ANY (ids) AND d.id = o.id AND d.claim_token = o.claim_token
+           AND d.status IN ('queued', 'failed');
+        GET DIAGNOSTICS put_back = ROW_COUNT;
+        changed := changed + put_back;
+    END IF;
+    RETURN changed;
+END;
+$$;
+COMMENT ON FUNCTION mark_deliveries_sent(bigint[], bigint[], text[]) IS
+    'Marks claimed deliveries sent, with the provider''s message ids, where they still carry the given claim tokens. Example: SELECT mark_deliveries_sent(ARRAY[42], ARRAY[17], ARRAY[''msg-1'']);';
+
+CREATE OR REPLACE FUNCTION mark_deliveries_failed(ids bigint[], claim_tokens bigint[], errors text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+-- Guarantees: sending -> failed (permanent) with last_error, only for rows still carrying the
+-- caller's claim_token; other rows untouched. Lock: row locks of the UPDATE.
+DECLARE
+    changed integer;
+BEGIN
+    PERFORM alerts_check_claim_tokens('mark_deliveries_failed', ids, claim_tokens);
+    UPDATE user_alert_deliveries d
+       SET status = 'failed', last_error = left(coalesce(o.error, 'failed without a reason'), 2000),
+           next_retry_at = NULL, lease_expires_at = NULL
+      FROM unnest(ids, claim_tokens, errors) AS o (id, claim_token, error)
+     WHERE d.id = ANY (ids) AND d.id = o.id AND d.claim_token = o.claim_token AND d.status = 'sending';
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed;
 END;
 $$;
-COMMENT ON FUNCTION mark_deliveries_sent(bigint[], text[]) IS
-    'Marks claimed (sending) deliveries sent, with the provider''s message ids. Example: SELECT mark_deliveries_sent(ARRAY[42], ARRAY[''msg-1'']);';
+COMMENT ON FUNCTION mark_deliveries_failed(bigint[], bigint[], text[]) IS
+    'Marks claimed (sending) deliveries permanently failed with their errors, where they still carry the given claim tokens. Example: SELECT mark_deliveries_failed(ARRAY[42], ARRAY[17], ARRAY[''550 no such user'']);';
 
-CREATE OR REPLACE FUNCTION mark_deliveries_failed(ids bigint[], errors text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION mark_deliveries_skipped(ids bigint[], claim_tokens bigint[], reasons text[] DEFAULT NULL)
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: sending -> failed (permanent) with last_error; other rows untouched. Lock: row locks of the UPDATE.
-    WITH outcome AS (
-        SELECT o.id, o.error FROM unnest(ids, errors) AS o (id, error)
-    ),
-    failed_deliveries AS (
-        UPDATE user_alert_deliveries d
-           SET status = 'failed', last_error = left(coalesce(o.error, 'failed without a reason'), 2000),
-               next_retry_at = NULL, lease_expires_at = NULL
-          FROM outcome o
-         WHERE d.id = o.id AND d.status = 'sending'
-        RETURNING d.id
-    )
-    SELECT count(*)::integer FROM failed_deliveries
+-- Guarantees: sending -> skipped (will never be sent) with the reason in last_error, only for
+-- rows still carrying the caller's claim_token. Lock: row locks of the UPDATE.
+DECLARE
+    changed integer;
+BEGIN
+    PERFORM alerts_check_claim_tokens('mark_deliveries_skipped', ids, claim_tokens);
+    UPDATE user_alert_deliveries d
+       SET status = 'skipped', last_error = left(o.reason, 2000), next_retry_at = NULL, lease_expires_at = NULL
+      FROM unnest(ids, claim_tokens, reasons) AS o (id, claim_token, reason)
+     WHERE d.id = ANY (ids) AND d.id = o.id AND d.claim_token = o.claim_token AND d.status = 'sending';
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END;
 $$;
-COMMENT ON FUNCTION mark_deliveries_failed(bigint[], text[]) IS
-    'Marks claimed (sending) deliveries permanently failed with their errors. Example: SELECT mark_deliveries_failed(ARRAY[42], ARRAY[''550 no such user'']);';
+COMMENT ON FUNCTION mark_deliveries_skipped(bigint[], bigint[], text[]) IS
+    'Marks claimed (sending) deliveries skipped, e.g. an invalid destination, where they still carry the given claim tokens. Example: SELECT mark_deliveries_skipped(ARRAY[42], ARRAY[17], ARRAY[''invalid phone number'']);';
 
-CREATE OR REPLACE FUNCTION mark_deliveries_skipped(ids bigint[], reasons text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION requeue_deliveries(ids bigint[], claim_tokens bigint[], errors text[] DEFAULT NULL)
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: sending -> skipped (will never be sent) with the reason in last_error. Lock: row locks of the UPDATE.
-    WITH outcome AS (
-        SELECT o.id, o.reason FROM unnest(ids, reasons) AS o (id, reason)
-    ),
-    skipped_deliveries AS (
-        UPDATE user_alert_deliveries d
-           SET status = 'skipped', last_error = left(o.reason, 2000), next_retry_at = NULL,
-               lease_expires_at = NULL
-          FROM outcome o
-         WHERE d.id = o.id AND d.status = 'sending'
-        RETURNING d.id
-    )
-    SELECT count(*)::integer FROM skipped_deliveries
+-- Guarantees: after a transient failure, sending -> queued with next_retry_at = now() +
+-- alerts_retry_delay(attempts); once attempts reach alerts_config.max_attempts, sending ->
+-- failed instead, keeping the last error. Only rows still carrying the caller's claim_token.
+-- Lock: row locks of the UPDATE.
+DECLARE
+    changed integer;
+BEGIN
+    PERFORM alerts_check_claim_tokens('requeue_deliveries', ids, claim_tokens);
+    UPDATE user_alert_deliveries d
+       SET status = CASE WHEN d.attempts >= c.max_attempts THEN 'failed' ELSE 'queued' END,
+           last_error = CASE WHEN d.attempts >= c.max_attempts
+                             THEN format('gave up after %s attempts: %s', d.attempts, o.error)
+                             ELSE o.error END,
+           next_retry_at = CASE WHEN d.attempts >= c.max_attempts THEN NULL
+                                ELSE now() + alerts_retry_delay(d.attempts) END,
+           lease_expires_at = NULL
+      FROM (SELECT u.id, u.claim_token, left(coalesce(u.error, 'transient failure'), 1900) AS error
+              FROM unnest(ids, claim_tokens, errors) AS u (id, claim_token, error)) o,
+           alerts_config c
+     WHERE d.id = ANY (ids) AND d.id = o.id AND d.claim_token = o.claim_token AND d.status = 'sending';
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END;
 $$;
-COMMENT ON FUNCTION mark_deliveries_skipped(bigint[], text[]) IS
-    'Marks claimed (sending) deliveries skipped, e.g. an invalid destination. Example: SELECT mark_deliveries_skipped(ARRAY[42], ARRAY[''invalid phone number'']);';
+COMMENT ON FUNCTION requeue_deliveries(bigint[], bigint[], text[]) IS
+    'After a transient failure: puts claimed (sending) deliveries that still carry the given claim tokens back in the queue with a backoff, or fails them once max_attempts is reached. Example: SELECT requeue_deliveries(ARRAY[42], ARRAY[17], ARRAY[''timeout'']);';
 
-CREATE OR REPLACE FUNCTION requeue_deliveries(ids bigint[], errors text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION release_deliveries(ids bigint[], claim_tokens bigint[])
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: sending -> queued with next_retry_at = now() + alerts_retry_delay(attempts)
--- after a transient failure; once attempts reach alerts_config.max_attempts, sending ->
--- failed instead, keeping the last error. Lock: row locks of the UPDATE.
-    WITH outcome AS (
-        SELECT o.id, left(coalesce(o.error, 'transient failure'), 1900) AS error
-          FROM unnest(ids, errors) AS o (id, error)
-    ),
-    requeued_deliveries AS (
-        UPDATE user_alert_deliveries d
-           SET status = CASE WHEN d.attempts >= c.max_attempts THEN 'failed' ELSE 'queued' END,
-               last_error = CASE WHEN d.attempts >= c.max_attempts
-                                 THEN format('gave up after %s attempts: %s', d.attempts, o.error)
-                                 ELSE o.error END,
-               next_retry_at = CASE WHEN d.attempts >= c.max_attempts THEN NULL
-                                    ELSE now() + alerts_retry_delay(d.attempts) END,
-               lease_expires_at = NULL
-          FROM outcome o, alerts_config c
-         WHERE d.id = o.id AND d.status = 'sending'
-        RETURNING d.id
-    )
-    SELECT count(*)::integer FROM requeued_deliveries
+-- Guarantees: sending -> queued, due at once, for rows claimed but never handed to a provider
+-- and still carrying the caller's claim_token; gives back the attempt the claim counted.
+-- Lock: row locks of the UPDATE.
+DECLARE
+    changed integer;
+BEGIN
+    PERFORM alerts_check_claim_tokens('release_deliveries', ids, claim_tokens);
+    UPDATE user_alert_deliveries d
+       SET status = 'queued', attempts = greatest(d.attempts - 1, 0), lease_expires_at = NULL
+      FROM unnest(ids, claim_tokens) AS o (id, claim_token)
+     WHERE d.id = ANY (ids) AND d.id = o.id AND d.claim_token = o.claim_token AND d.status = 'sending';
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END;
 $$;
-COMMENT ON FUNCTION requeue_deliveries(bigint[], text[]) IS
-    'After a transient failure: puts claimed (sending) deliveries back in the queue with a backoff, or fails them once max_attempts is reached. Example: SELECT requeue_deliveries(ARRAY[42], ARRAY[''timeout'']);';
-
-CREATE OR REPLACE FUNCTION release_deliveries(ids bigint[])
-RETURNS integer
-LANGUAGE sql
-SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp
-AS $$
--- Guarantees: sending -> queued, due at once, for rows claimed but never handed to a
--- provider; gives back the attempt the claim counted. Lock: row locks of the UPDATE.
-    WITH released_deliveries AS (
-        UPDATE user_alert_deliveries d
-           SET status = 'queued', attempts = greatest(d.attempts - 1, 0), lease_expires_at = NULL
-         WHERE d.id = ANY (ids) AND d.status = 'sending'
-        RETURNING d.id
-    )
-    SELECT count(*)::integer FROM released_deliveries
-$$;
-COMMENT ON FUNCTION release_deliveries(bigint[]) IS
-    'Returns claimed deliveries that were never attempted to the queue and gives back their attempt. Example: SELECT release_deliveries(ARRAY[42]);';
+COMMENT ON FUNCTION release_deliveries(bigint[], bigint[]) IS
+    'Returns claimed deliveries that were never attempted, and still carry the given claim tokens, to the queue and gives back their attempt. Example: SELECT release_deliveries(ARRAY[42], ARRAY[17]);';

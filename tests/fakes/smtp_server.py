@@ -1,12 +1,13 @@
 """A real SMTP server for the tests (aiosmtpd on 127.0.0.1) that records what it receives.
 
 refuse[address] = "451 4.7.1 ..." or "550 5.1.1 ..." answers RCPT TO for that address;
-data_delay makes the server take that long to answer DATA (a provider far away; sessions are
-served concurrently, each waits on its own); defer_share answers 451 to that share of messages
-the first time their Message-ID is seen (chosen by a hash of it, so the same ones every run);
+defer_share answers 451 to that share of messages the first time their Message-ID is seen
+(chosen by a hash of it, so the same ones every run);
 drop_after_data closes the connection right after a message is accepted, like a server
-that hangs up on idle clients. Optional AUTH (users: login -> password), STARTTLS
-(tls_context) or implicit TLS (smtps_context).
+that hangs up on idle clients; data_delay seconds pass between receiving a message and
+answering 250 (data_started is set when the first one arrives), like a slow relay or a
+provider far away; sessions are served concurrently, each waits on its own.
+Optional AUTH (users: login -> password), STARTTLS (tls_context) or implicit TLS (smtps_context).
 """
 
 import asyncio
@@ -54,6 +55,7 @@ class RecordingHandler:
     drop_after_data: bool = False
     data_delay: float = 0.0
     defer_share: float = 0.0
+    data_started: threading.Event = field(default_factory=threading.Event)
     messages: list[ReceivedMessage] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
     deferred: set[str] = field(default_factory=set)  # Message-IDs answered 451
@@ -69,6 +71,15 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = bytes(envelope.original_content or b"")
+        deferred = self.defer_share and self._defer_once(raw)
+        if not deferred:
+            received = ReceivedMessage(mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
+                                       peer=tuple(session.peer), tls=_encrypted(server), raw=raw,
+                                       at=time.monotonic())
+            with self.lock:
+                self.messages.append(received)
+        self.data_started.set()
         self.in_flight += 1  # the event loop's thread only: no lock needed
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -76,13 +87,8 @@ class RecordingHandler:
                 await asyncio.sleep(self.data_delay)
         finally:
             self.in_flight -= 1
-        raw = bytes(envelope.original_content or b"")
-        if self.defer_share and self._defer_once(raw):
+        if deferred:
             return "451 4.3.0 Temporary failure, try again later"
-        received = ReceivedMessage(mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
-                                   peer=tuple(session.peer), tls=_encrypted(server), raw=raw, at=time.monotonic())
-        with self.lock:
-            self.messages.append(received)
         if self.drop_after_data and server.transport is not None:
             asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 2.0.0 Message accepted for delivery"

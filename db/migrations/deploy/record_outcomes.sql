@@ -1,5 +1,28 @@
--- Deploy alerts_v2:record_outcomes
+-- Deploy alerts_v2:record_outcomes (fenced: every outcome names the claim it belongs to)
+-- The unfenced signatures are dropped, so no path can record without a claim token.
 BEGIN;
 SET LOCAL lock_timeout = '5s';
+-- The old signatures go: the runner of this release calls only the new ones.
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS mark_deliveries_sent(bigint[], text[]);
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS mark_deliveries_failed(bigint[], text[]);
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS mark_deliveries_skipped(bigint[], text[]);
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS requeue_deliveries(bigint[], text[]);
+-- squawk-ignore ban-drop-function
+DROP FUNCTION IF EXISTS release_deliveries(bigint[]);
 \ir ../../functions/record_outcomes.sql
+REVOKE ALL ON FUNCTION
+    alerts_check_claim_tokens(text, bigint[], bigint[]),
+    mark_deliveries_sent(bigint[], bigint[], text[]), mark_deliveries_failed(bigint[], bigint[], text[]),
+    mark_deliveries_skipped(bigint[], bigint[], text[]), requeue_deliveries(bigint[], bigint[], text[]),
+    release_deliveries(bigint[], bigint[])
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    mark_deliveries_sent(bigint[], bigint[], text[]), mark_deliveries_failed(bigint[], bigint[], text[]),
+    mark_deliveries_skipped(bigint[], bigint[], text[]), requeue_deliveries(bigint[], bigint[], text[]),
+    release_deliveries(bigint[], bigint[])
+TO alerts_runner;
 COMMIT;

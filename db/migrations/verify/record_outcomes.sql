@@ -1,7 +1,7 @@
--- Verify alerts_v2:record_outcomes (reworked after v1.0: mark_deliveries_sent is plpgsql)
-SELECT 'mark_deliveries_failed(bigint[], text[])'::regprocedure,
-       'mark_deliveries_skipped(bigint[], text[])'::regprocedure,
-       'requeue_deliveries(bigint[], text[])'::regprocedure,
-       'release_deliveries(bigint[])'::regprocedure;
-SELECT 1 / count(*) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
- WHERE p.oid = 'mark_deliveries_sent(bigint[], text[])'::regprocedure AND l.lanname = 'plpgsql';
+-- Verify alerts_v2:record_outcomes (fenced by claim tokens; the unfenced signatures are gone)
+SELECT 'mark_deliveries_sent(bigint[], bigint[], text[])'::regprocedure,
+       'mark_deliveries_failed(bigint[], bigint[], text[])'::regprocedure,
+       'mark_deliveries_skipped(bigint[], bigint[], text[])'::regprocedure,
+       'requeue_deliveries(bigint[], bigint[], text[])'::regprocedure,
+       'release_deliveries(bigint[], bigint[])'::regprocedure;
+SELECT 1 / (to_regprocedure('release_deliveries(bigint[])') IS NULL)::integer;
