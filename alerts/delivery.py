@@ -132,17 +132,29 @@ class LockLost(Exception):
 
 
 class RunGuard:
-    """Why a Phase C run should stop handing messages to providers: a stop signal (a flag, free to
-    check before every message) or a lost Phase C lock (one round trip, checked before every claim
-    and every record)."""
+    """Why a Phase C run should stop handing messages to providers: a stop signal, or a lost Phase C
+    lock. Before every message it checks the signal flag and whether the lock's session has spoken
+    (a terminated session's server sends its farewell and closes the socket; a healthy idle one sends
+    nothing): a poll of the socket, no round trip. Before every claim and every record it asks the
+    session itself (one round trip)."""
 
-    def __init__(self, lock_alive: Callable[[], bool] = lambda: True, stop: StopSignal | None = None) -> None:
+    def __init__(self, lock_alive: Callable[[], bool] = lambda: True, stop: StopSignal | None = None,
+                 lock_socket: Callable[[], bool] = lambda: False) -> None:
         self._lock_alive = lock_alive
+        self._lock_socket_readable = lock_socket
         self._stop = stop or StopSignal()
         self.lock_lost = False
 
     def stop_requested(self) -> str | None:
         return self._stop.signal_name
+
+    def stop_sending(self) -> bool:
+        """Checked before each message: a stop signal, or a lock session that is gone."""
+        if self._stop.requested or self.lock_lost:
+            return True
+        if self._lock_socket_readable() and not self._lock_alive():
+            self.lock_lost = True
+        return self.lock_lost
 
     def check_lock(self) -> None:
         if not self.lock_lost and not self._lock_alive():
@@ -256,6 +268,9 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
 
     try:
         send_batch(queue, sender, rows, outcomes, counts, record_if_due, guard)
+        if guard.lock_lost:
+            raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
+                           "stopped claiming and sending")
     finally:
         counts.unknown_fate += len(outcomes.in_flight)
         if guard.stop_requested() and not counts.stopped_by:
@@ -295,7 +310,7 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
     it is handed to the provider and outcomes.in_flight when its result is known. A row whose channel
     cannot be served now, and every row after a stop request, stays unsent and is released."""
     for row in rows:
-        if guard is not None and guard.stop_requested():
+        if guard is not None and guard.stop_sending():
             break
         row_id = int(row[queue.id_column])
         token = outcomes.unsent[row_id]

@@ -13,10 +13,13 @@ Sqitch's registry (schema `sqitch`) is Sqitch's alone.
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from alerts.db import one_line
 from alerts.errors import AlertsError
@@ -239,14 +242,24 @@ def verifies(conn: psycopg.Connection, change: Change) -> bool:
         conn.execute("ROLLBACK")
 
 
-def wait_for_migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> None:
-    """Take the session advisory lock alerts_v2_migrate, polling. A session blocked in
-    pg_advisory_lock() holds a snapshot all the while, and CREATE INDEX CONCURRENTLY in
-    the session holding the lock waits for every snapshot: the two would deadlock. An
-    idle session between two tries holds none."""
-    key = lock_key(MIGRATE_LOCK_NAME)
-    while not conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
-        time.sleep(poll_seconds)
+@contextmanager
+def migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> Iterator[None]:
+    """Hold alerts_v2_migrate while the scripts run on conn: a transaction-scoped lock, taken by
+    polling on a connection of its own and held in its open transaction. Transaction-scoped, so a
+    transaction pooler (PgBouncer) can neither strand it on a server connection nor release it
+    early; polled and idle in between, so the lock's session holds no snapshot, which CREATE INDEX
+    CONCURRENTLY on conn would otherwise wait for (a session blocked in pg_advisory_lock() holds
+    one all the while: the two would deadlock)."""
+    take = sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(sql.Literal(lock_key(MIGRATE_LOCK_NAME)))
+    with psycopg.connect(conn.info.dsn, password=conn.info.password, prepare_threshold=None,
+                         application_name="alerts_v2_migrate") as lock_conn:
+        while not lock_conn.execute(take).fetchone()[0]:  # type: ignore[index]
+            lock_conn.rollback()
+            time.sleep(poll_seconds)
+        try:
+            yield
+        finally:
+            lock_conn.rollback()
 
 
 def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, object]:
@@ -257,19 +270,16 @@ def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, obje
     if dry_run:
         return {"migrate": "dry_run", "would_apply": names}
     conn.autocommit = True
-    wait_for_migrate_lock(conn)
-    try:
+    with migrate_lock(conn):
         current = {change.name for change in changes if not change.superseded and change.name in
                    {c.name for c in changes if c.superseded} and verifies(conn, change)}
-        for change, sql in scripts:
+        for change, script in scripts:
             if change.superseded and change.name in current:
                 continue  # its newest version is deployed: running an older one would take it back
             try:
-                run_script(conn, sql)
+                run_script(conn, script)
             except psycopg.Error as error:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
                 raise AlertsError(f"migration {change.name} failed: {one_line(error)}") from None
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", [lock_key(MIGRATE_LOCK_NAME)])
     return {"migrate": "ok", "applied": names}

@@ -2,6 +2,7 @@
 sends and records under the runner's lock."""
 
 import logging
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -76,6 +77,16 @@ def lock_alive(lock_conn: psycopg.Connection) -> Callable[[], bool]:
     return alive
 
 
+def lock_socket_readable(lock_conn: psycopg.Connection) -> Callable[[], bool]:
+    """Whether the lock's idle session has sent anything: it only does when it is ending."""
+    def readable() -> bool:
+        if lock_conn.closed:
+            return True
+        ready, _, _ = select.select([lock_conn.fileno()], [], [], 0)
+        return bool(ready)
+    return readable
+
+
 def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dict[str, object]:
     """Claim and send batch after batch until nothing is due, max_send rows were claimed, the run
     is asked to stop, or it lost its lock. Reclaiming digests is kept apart from deliveries: a
@@ -87,7 +98,8 @@ def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dic
         try:
             reclaimed = {"deliveries": db.value("SELECT reclaim_expired_deliveries()"),
                          "digests": _reclaim_digests(db)}
-            counts = deliver(db, sender, batch_size, max_send, guard=RunGuard(lock_alive(lock_conn), STOP))
+            guard = RunGuard(lock_alive(lock_conn), STOP, lock_socket_readable(lock_conn))
+            counts = deliver(db, sender, batch_size, max_send, guard=guard)
         finally:
             db.close()
     return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed, **counts.__dict__}

@@ -22,6 +22,16 @@ def status_report(conn: psycopg.Connection, limit_of: Callable[[str, int | None]
         value = report.get(key)
         if limit is not None and isinstance(value, int | float) and value > limit:
             breaches.append(f"{key} is {value}, above {variable}={limit}")
+    breaches.extend(failed_runs(report.get("last_runs")))
     report["breaches"] = breaches
     report["healthy"] = not breaches
     return report
+
+
+def failed_runs(last_runs: object) -> list[str]:
+    """A breach per phase whose latest run failed (it exited non-zero: an error, a channel with no
+    provider, a provider that could not take messages)."""
+    if not isinstance(last_runs, dict):
+        return []
+    return [f"the last phase {phase} run failed: {str(run.get('error') or 'no reason recorded')[:300]}"
+            for phase, run in sorted(last_runs.items()) if isinstance(run, dict) and run.get("status") == "failed"]

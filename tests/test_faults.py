@@ -156,7 +156,7 @@ def test_server_restart_mid_run_fails_clearly_and_the_next_run_finishes(tmp_path
         assert runner.returncode == 1, (out, err)
         message = [line for line in err.splitlines() if line.startswith("runner.py: error:")]
         assert len(message) == 1 and "Traceback" not in err, err
-        assert "terminat" in message[0] or "connection" in message[0], message
+        assert ("terminat" in message[0] or "connection" in message[0]) and "nothing is lost" in message[0], message
 
         counts = json.loads(out.splitlines()[-1])
         with psycopg.connect(server.url, autocommit=True) as conn:

@@ -38,8 +38,15 @@ def test_overlapping_runs_through_pgbouncer_send_every_delivery_once(conn, db_ur
 
 
 def test_migrate_through_pgbouncer_deploys_the_same_schema(empty_db_url, db_url):
-    with pgbouncer(empty_db_url, pool_size=2) as pooled_url:
-        for _ in range(2):
-            result = run_runner(pooled_url, "--migrate")
-            assert result.returncode == 0, result.stderr
+    """Three --migrate at once through the pooler, then one more: each waits for the transaction-scoped
+    migrate lock in turn, and the schema is the one a direct deploy gives."""
+    with pgbouncer(empty_db_url, pool_size=3) as pooled_url:
+        env = {"DATABASE_URL": pooled_url, "PATH": "/usr/bin:/bin"}
+        migrations = [subprocess.Popen([sys.executable, "runner.py", "--migrate"], cwd=ROOT, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        for migration in migrations:
+            out, err = migration.communicate(timeout=300)
+            assert migration.returncode == 0, err
+        result = run_runner(pooled_url, "--migrate")
+        assert result.returncode == 0, result.stderr
     assert schema_of(empty_db_url) == schema_of(db_url)

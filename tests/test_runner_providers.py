@@ -2,12 +2,16 @@
 outcome does to the row, an unconfigured channel stays queued and turns the run red, secrets stay hidden."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import psycopg
 import pytest
 
 from tests import seed
-from tests.conftest import run_runner
+from tests.conftest import ROOT, run_runner
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.fakes.telegram_api import FakeTelegramApi
 
@@ -47,6 +51,40 @@ def test_configured_channels_are_delivered_and_the_unconfigured_one_stays_queued
     statuses = queued.execute("SELECT channel, status, attempts, count(*) FROM user_alert_deliveries "
                               "GROUP BY 1, 2, 3 ORDER BY 1").fetchall()
     assert statuses == [("email", "sent", 1, 3), ("sms", "queued", 0, 3), ("telegram", "sent", 1, 3)]
+    # the run that exited 1 is recorded as failed, and --status says so
+    run = queued.execute("SELECT status, error FROM alerts_runs WHERE phase = 'c'").fetchone()
+    assert run[0] == "failed" and "sms" in run[1], run
+    status = run_runner(db_url, "--status")
+    assert status.returncode == 1 and json.loads(status.stdout)["healthy"] is False, status.stdout
+    assert any("phase c run failed" in breach for breach in json.loads(status.stdout)["breaches"])
+
+
+def test_a_provider_that_goes_away_mid_run_turns_the_run_red_with_exit_4(conn, db_url):
+    """The SMTP server stops answering after some messages: the rest stay queued (no attempt used),
+    the counts say which channel was held and why, and the run exits 4, not 0."""
+    seed.population(conn, users=40, events=1, channels=("email",))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    smtp = FakeSmtpServer()
+    smtp.handler.data_delay = 0.05
+    with smtp:
+        runner = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT,
+                                  env={**_runner_env(db_url), "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+                                       "EMAIL_FROM": "alerts@example.com", "ALERTS_BATCH_SIZE": "10"},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while len(smtp.messages) < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # the server is gone now, in the middle of the run
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 4, (out, err)
+    counts = json.loads(out.splitlines()[-1])
+    assert "email" in counts["channels_unavailable"] and counts["channels_held"]["email"] > 0, counts
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("runner.py: error:"), err
+    left = conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1 ORDER BY 1").fetchall()
+    assert 10 <= dict(left)["sent"] <= len(smtp.messages), left
+    assert sum(n for _, n in left) == 40 and "failed" not in dict(left), left
+    assert conn.execute("SELECT status FROM alerts_runs WHERE phase = 'c'").fetchone() == ("failed",)
 
 
 def test_each_provider_answer_ends_in_the_right_status(queued, db_url):
@@ -102,3 +140,8 @@ def test_a_per_minute_rate_limit_holds_the_rest_for_the_next_run(conn, db_url):
     assert delivered == 3 and counts["sent"] == 3 and counts["channels_held"] == {"email": 2}
     assert conn.execute("SELECT status, attempts, count(*) FROM user_alert_deliveries GROUP BY 1, 2 "
                         "ORDER BY 1").fetchall() == [("queued", 0, 2), ("sent", 1, 3)]
+
+
+def _runner_env(db_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "SMTP_", "TELEGRAM_", "TWILIO_"))}
+    return {**env, "DATABASE_URL": db_url}

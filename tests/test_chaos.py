@@ -1,0 +1,126 @@
+"""Chaos: several cron-like runner loops send through a provider slower than the lease, for a minute,
+while a side thread terminates random backends of the database, the Phase C lock holder among them.
+Afterwards every delivery is sent or failed (none lost), and every message sent twice is one the
+runners reported as sent with an outcome they could not record or that came too late (stale):
+counted by the runners, not guessed by the test."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import psycopg
+
+from tests import seed
+from tests.conftest import ROOT
+from tests.fakes.smtp_server import FakeSmtpServer
+
+CHAOS_SECONDS = float(os.environ.get("CHAOS_SECONDS", "60"))
+RUNNER_LOOPS = 3
+USERS = 600
+LOCK_HOLDER = """
+SELECT l.pid FROM pg_locks l
+ WHERE l.locktype = 'advisory' AND l.granted
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND (l.classid::bigint << 32 | l.objid::bigint) = alerts_lock_key('alerts_v2_phase_c')
+"""
+OTHER_BACKENDS = """
+SELECT pid FROM pg_stat_activity
+ WHERE datname = current_database() AND application_name = 'alerts_v2_runner'
+"""
+
+
+class RunnerLoop(threading.Thread):
+    """Starts `runner.py --phase c` again and again, as cron would, and keeps what each run reported."""
+
+    def __init__(self, env: dict[str, str], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.env, self.stop = env, stop
+        self.reports: list[dict] = []
+        self.exit_codes: Counter[int] = Counter()
+        self.unreported = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            result = subprocess.run([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=self.env,
+                                    capture_output=True, text=True, timeout=300)
+            self.exit_codes[result.returncode] += 1
+            lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+            if lines:
+                self.reports.append(json.loads(lines[-1]))
+            elif "Traceback" in result.stderr:
+                self.unreported += 1
+
+
+def _killer(db_url: str, stop: threading.Event, kills: Counter[str]) -> None:
+    chooser = random.Random(7)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while not stop.wait(chooser.uniform(0.5, 1.0)):
+            holder = conn.execute(LOCK_HOLDER).fetchone()
+            if holder and chooser.random() < 0.7:
+                conn.execute("SELECT pg_terminate_backend(%s)", [holder[0]])
+                kills["lock_holder"] += 1
+                continue
+            pids = [row[0] for row in conn.execute(OTHER_BACKENDS)]
+            if pids:
+                conn.execute("SELECT pg_terminate_backend(%s)", [chooser.choice(pids)])
+                kills["any"] += 1
+
+
+def test_runners_under_backend_kills_lose_nothing_and_count_every_duplicate(conn, db_url):
+    seed.population(conn, users=USERS, events=1, channels=("email",))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("UPDATE alerts_config SET lease_duration = '1 second', retry_base = '0.2 seconds', "
+                 "retry_max = '1 second', retry_jitter_pct = 0, max_attempts = 50")
+    total = conn.execute("SELECT count(*) FROM user_alert_deliveries").fetchone()[0]
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
+    stop, kills = threading.Event(), Counter[str]()
+    with FakeSmtpServer() as smtp:
+        smtp.handler.data_delay = 0.05  # a batch of 60 takes 3 s: longer than the 1 s lease
+        env = {**base_env, "DATABASE_URL": db_url, "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+               "EMAIL_FROM": "alerts@example.com", "ALERTS_BATCH_SIZE": "60"}
+        loops = [RunnerLoop(env, stop) for _ in range(RUNNER_LOOPS)]
+        killer = threading.Thread(target=_killer, args=(db_url, stop, kills), daemon=True)
+        for thread in [*loops, killer]:
+            thread.start()
+        time.sleep(CHAOS_SECONDS)
+        stop.set()
+        for thread in [*loops, killer]:
+            thread.join(300)
+        # calm again: cron runs until nothing is queued or sending (leases and backoffs are short)
+        for _ in range(100):
+            left = conn.execute("SELECT count(*) FROM user_alert_deliveries "
+                                "WHERE status IN ('queued', 'sending')").fetchone()[0]
+            if left == 0:
+                break
+            result = subprocess.run([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=env,
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, result.stderr
+            time.sleep(0.3)
+        received = Counter(m.email["To"] for m in smtp.messages)
+
+    reports = [report for loop in loops for report in loop.reports]
+    statuses = dict(conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall())
+    assert set(statuses) <= {"sent", "failed"} and sum(statuses.values()) == total, statuses
+    recipients = {r[0] for r in conn.execute(
+        "SELECT u.email FROM user_alert_deliveries d JOIN users u ON u.id = d.user_id WHERE d.status = 'sent'")}
+    assert recipients <= set(received), "a delivery recorded sent never reached the provider"
+    duplicates = sum(n - 1 for n in received.values())
+    reported = sum(r.get("stale_sent", 0) + r.get("unrecorded_sent", 0) + r.get("unknown_fate", 0)
+                   for r in reports)
+    assert sum(loop.unreported for loop in loops) == 0, "a runner died with a traceback, reporting nothing"
+    assert duplicates <= reported, (duplicates, reported)
+    # a runner checks its lock before every message: after a kill at most the message in flight goes
+    # out on a claim another runner has taken over, never a stream of them
+    stale_sent = sum(r.get("stale_sent", 0) for r in reports)
+    assert stale_sent <= sum(kills.values()), (stale_sent, kills)
+    assert kills["lock_holder"] > 0 and kills["any"] > 0, kills
+    exit_codes = sum((loop.exit_codes for loop in loops), Counter())
+    print(f"chaos {CHAOS_SECONDS:.0f} s: {len(reports)} runs (exit codes {dict(exit_codes)}), "
+          f"kills {dict(kills)}, {total} deliveries {statuses}, {duplicates} sent twice, "
+          f"{reported} reported by the runners as possibly sent twice")
