@@ -187,16 +187,19 @@ def telegram_case(ctx: Context, count: int) -> Result:
         api.delay = TELEGRAM_LATENCY
         _, done = run_runner(ctx, telegram_env(api))
         times = [r.at for r in api.requests]
-    rate, busiest = paced_rate(times), busiest_second(times)
+        warm = [r.at for r in api.requests if not r.first_on_connection]  # arrival not delayed by connecting
+    rate, busiest, busiest_warm = paced_rate(times), busiest_second(times), busiest_second(warm)
     within = abs(rate - limits.per_second) <= 0.05 * limits.per_second
     met = within and busiest <= limits.per_second and len(times) == count
     return ctx.result("provider_telegram", f"Bot API {TELEGRAM_LATENCY * 1000:.0f}ms, distinct chats; "
-                      f"limit {limits.per_second:g}/s, busiest second {busiest}", len(times),
+                      f"limit {limits.per_second:g}/s, busiest second {busiest} ({busiest_warm} without "
+                      "each connection's first request)", len(times),
                       (len(times) - 1) / rate if rate else 0.0,
                       f"{limits.per_second:g}/s within 5 %, <= {limits.per_second:g} in any 1 s", met,
                       baseline_seconds=(count - 1) / limits.per_second, ratio_to_baseline=rate / limits.per_second,
                       peak_rss_mb=done.peak_rss_mb, messages_per_s=rate, limit_per_s=limits.per_second,
-                      busiest_second=busiest, statuses=status_counts(ctx.conn))
+                      busiest_second=busiest, busiest_second_without_connects=busiest_warm,
+                      connections=len(times) - len(warm), statuses=status_counts(ctx.conn))
 
 
 def with_providers(run: Callable[[FakeSmtpServer, FakeTelegramApi, FakeTwilioApi], dict[str, list[float]]]
