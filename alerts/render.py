@@ -1,6 +1,7 @@
 """Turns a claimed delivery or digest into the message a sender transmits."""
 
 from dataclasses import dataclass
+from datetime import UTC
 from functools import lru_cache
 
 
@@ -69,7 +70,9 @@ def render_digest(row: dict[str, object]) -> OutgoingMessage:
     """One message listing a digest's events, most severe first, for a row of claim_digests()."""
     items: list[dict] = list(row["items"])  # type: ignore[call-overload]
     period = "hourly" if row["period"] == "hourly" else "daily"
-    window = row["window_start"].strftime("%Y-%m-%d %H:%M UTC" if period == "hourly" else "%Y-%m-%d")  # type: ignore[attr-defined]
+    # window_start arrives in the session's TimeZone (the database's setting): name it in UTC.
+    window_start = row["window_start"].astimezone(UTC)  # type: ignore[attr-defined]
+    window = window_start.strftime("%Y-%m-%d %H:%M UTC" if period == "hourly" else "%Y-%m-%d")
     headline = f"Your {period} alert digest for {window}: {len(items)} alert{'s' if len(items) != 1 else ''}"
     lines = [f"- [{item['severity']}/5] {item['headline']} ({item['region']})" for item in items]
     event_body = "\n".join(lines)
