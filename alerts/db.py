@@ -28,6 +28,7 @@ REQUIRED_FUNCTIONS = (
     "count_due_digests(integer,text[])",
     "record_digest_outcomes(text,bigint[],bigint[],text[])",
     "reclaim_expired_digests()",
+    "alerts_lease_seconds()",
 )
 
 

@@ -13,7 +13,8 @@ SQL files after the deploy (to measure a proposed function before it is in the p
 on stderr. Exit 0 when every case ran (1 with --strict when a target was missed), 1 when a case
 failed, 2 on bad usage. Cases: phase_b_fanout, phase_b_rerun, phase_c_send, claim_growth,
 phase_a, runner_memory, watch_latency (bench/cases_latency.py), watch_faults and watch_overlap
-(bench/cases_watch_faults.py).
+(bench/cases_watch_faults.py), and through loopback providers with latency (bench/cases_providers.py):
+provider_email, provider_telegram, provider_email_451, provider_split.
 """
 
 import argparse
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.db import one_line  # noqa: E402
 from alerts.secrets import mask_url  # noqa: E402
-from bench import cases  # noqa: E402
+from bench import cases, cases_providers  # noqa: E402
 from bench.cases_latency import latency_cases  # noqa: E402
 from bench.cases_watch_faults import fault_cases  # noqa: E402
 from bench.database import bench_database, connect  # noqa: E402
@@ -54,6 +55,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
     ({"runner_memory"}, lambda ctx, _: cases.runner_memory_cases(ctx)),
     ({"watch_latency"}, lambda ctx, _: latency_cases(ctx)),
     ({"watch_faults", "watch_overlap"}, lambda ctx, _: fault_cases(ctx)),
+    ({"provider_email", "provider_telegram", "provider_email_451", "provider_split"}, cases_providers.provider_cases),
 ]
 
 
