@@ -1,8 +1,11 @@
 """Phase C: claim, send and record, for instant deliveries and for digests alike.
 
 A Queue names the stored functions of one kind of sendable row; deliver() runs the same
-claim -> send -> record loop over each. Every claimed row ends the batch with exactly one
-recorded outcome or is released unsent; every outcome names the claim_token of the claim it
+claim -> send -> record loop over each: many messages in flight per channel through the real
+providers (alerts.concurrent_delivery), one at a time, in batches, into the file outbox or the
+console (this module), where a local write is faster than any thread hand-over. Every
+claimed row ends the batch with exactly one recorded outcome or is released unsent; every
+outcome names the claim_token of the claim it
 belongs to, so an outcome that comes too late (the lease ended and the row was claimed again)
 changes nothing and is counted as stale instead of overwriting the newer claim.
 
@@ -204,11 +207,18 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
     """Instant deliveries first, then digests, until nothing sendable is due, max_send rows were
     claimed, or the guard says stop. Only the channels the sender can serve now are claimed.
     A lost lock or database ends the run with counts.error set; nothing claimed is lost."""
+    from alerts.concurrent_delivery import drain_concurrently  # it builds on this module
+
     guard = guard or RunGuard()
     counts = DeliveryCounts()
+    concurrent = sender.configured_channels() is not None
     try:
+        lease = float(db.value("SELECT alerts_lease_seconds()")) if concurrent else 0.0  # type: ignore[arg-type]
         for queue in QUEUES:
-            drain(db, queue, sender, batch_size, max_send, counts, record_interval, guard)
+            if concurrent:
+                drain_concurrently(db, queue, sender, batch_size, max_send, counts, record_interval, lease, guard)
+            else:
+                drain(db, queue, sender, batch_size, max_send, counts, record_interval, guard)
             if counts.stopped_by:
                 return counts
         channels = sendable_channels(sender)
@@ -270,20 +280,20 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
 
 def sendable_channels(sender: Sender) -> list[str] | None:
     """The channels worth claiming now; None when the sender serves every channel."""
-    available = getattr(sender, "available_channels", None)
-    return sorted(available()) if available else None
+    available = sender.available_channels()
+    return sorted(available) if available is not None else None
 
 
 def report_unserved_channels(db: Database, sender: Sender, counts: DeliveryCounts) -> None:
     """Count what stays queued because its channel has no sender, or is held by its provider."""
-    configured = getattr(sender, "configured_channels", None)
+    configured = sender.configured_channels()
     if configured is None:
         return
     sendable = sendable_channels(sender) or []
-    provider_holds: dict[str, str] = getattr(sender, "provider_holds", {})
+    provider_holds = sender.provider_holds
     for channel in CHANNELS:
         due = count_due(db, None, [channel])
-        if due and channel not in configured():
+        if due and channel not in configured:
             counts.channels_not_configured[channel] = due
             log.error("%s %s messages stay queued: %s", due, channel, ChannelNotConfigured(channel))
         elif due and channel not in sendable:
@@ -320,7 +330,7 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
             del outcomes.in_flight[row_id]
-            _file_result(outcomes, row_id, token, result, row["channel"], counts)
+            file_result(outcomes, row_id, token, result, row["channel"], counts)
         outcomes.unsent.pop(row_id, None)
         after_each()
     make_durable(sender, outcomes)
@@ -337,7 +347,7 @@ def make_durable(sender: Sender, outcomes: BatchOutcomes) -> None:
         outcomes.sent.clear()
 
 
-def _file_result(outcomes: BatchOutcomes, row_id: int, token: int, result: SendResult, channel: str,
+def file_result(outcomes: BatchOutcomes, row_id: int, token: int, result: SendResult, channel: str,
                  counts: DeliveryCounts) -> None:
     if result.outcome is Outcome.SENT:
         outcomes.sent.append((row_id, token, result.provider_message_id or ""))

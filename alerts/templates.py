@@ -97,14 +97,21 @@ def email_subject(message: OutgoingMessage) -> str:
     return shorten(subject, SUBJECT_MAX_CHARS)
 
 
-def email_text(message: OutgoingMessage) -> str:
+def reference(message: OutgoingMessage) -> str:
+    """What the footer names the message by: "delivery 42" or "digest 7"."""
+    return f"{message.kind} {int(message.delivery_id)}"
+
+
+def email_text(message: OutgoingMessage, reference_text: str | None = None) -> str:
+    """The plain-text email; reference_text replaces the footer's reference (a placeholder, so
+    that the rest of the message can be built once for every recipient of an event)."""
     return EMAIL_TEXT.substitute(
         headline=message.headline.strip(),
         body=message.event_body.strip(),
         label=alert_label(message.alert_type),
         severity=message.severity,
         scope=scope_text(message),
-        reference=f"{message.kind} {message.delivery_id}",
+        reference=reference_text or reference(message),
     )
 
 
@@ -117,7 +124,7 @@ def html_paragraphs(text: str) -> str:
     )
 
 
-def email_html(message: OutgoingMessage) -> str:
+def email_html(message: OutgoingMessage, reference_text: str | None = None) -> str:
     return EMAIL_HTML.substitute(
         subject=escape(email_subject(message)),
         headline=escape(one_line(message.headline)),
@@ -125,7 +132,7 @@ def email_html(message: OutgoingMessage) -> str:
         label=escape(alert_label(message.alert_type)),
         severity=int(message.severity),
         scope=escape(scope_text(message)),
-        reference=f"{escape(message.kind)} {int(message.delivery_id)}",
+        reference=escape(reference_text or reference(message)),
     )
 
 

@@ -7,7 +7,8 @@ import resource
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory")
+CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory",
+         "provider_email", "provider_telegram", "provider_email_451", "provider_split")
 
 
 @dataclass

@@ -12,7 +12,8 @@ engine/baseline pair N times and reports the fastest of each (a noisy machine); 
 SQL files after the deploy (to measure a proposed function before it is in the plan). Prints a table on stdout, progress
 on stderr. Exit 0 when every case ran (1 with --strict when a target was missed), 1 when a case
 failed, 2 on bad usage. Cases: phase_b_fanout, phase_b_rerun, phase_c_send, claim_growth,
-phase_a, runner_memory.
+phase_a, runner_memory, and through loopback providers with latency (bench/cases_providers.py):
+provider_email, provider_telegram, provider_email_451, provider_split.
 """
 
 import argparse
@@ -30,7 +31,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cases  # noqa: E402
+from bench import cases, cases_providers  # noqa: E402
 from bench.database import bench_database, connect  # noqa: E402
 from bench.procs import ROOT, kill_all  # noqa: E402
 from bench.report import CASES, Result, table, write_json  # noqa: E402
@@ -45,6 +46,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
     ({"claim_growth"}, lambda ctx, _: cases.claim_growth_cases(ctx)),
     ({"phase_a"}, lambda ctx, _: cases.phase_a_cases(ctx)),
     ({"runner_memory"}, lambda ctx, _: cases.runner_memory_cases(ctx)),
+    ({"provider_email", "provider_telegram", "provider_email_451", "provider_split"}, cases_providers.provider_cases),
 ]
 
 

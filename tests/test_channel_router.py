@@ -93,7 +93,7 @@ def test_a_throttled_channel_is_held_for_retry_after_and_others_go_on(smtp, bot_
     bot_api.throttled_chats["555001"] = 7
 
     throttled = router.send(outgoing(channel="telegram", destination="555001"))
-    assert router.retry_after == 7
+    assert throttled.retry_after == 7
     now[0] += 3
     assert router.held_for("telegram") == 4
     assert router.available_channels() == {"email"}

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from alerts.delivery import DELIVERIES, BatchOutcomes, Database, DeliveryCounts, deliver, send_batch
 from alerts.render import OutgoingMessage, render
-from alerts.senders.base import SendResult
+from alerts.senders.base import LocalSender, SendResult
 from alerts.senders.channels import ChannelUnavailable
 from alerts.senders.file_outbox import FileOutboxSender, outbox_line
 from tests import seed
@@ -90,7 +90,7 @@ def test_outbox_line_is_one_line_holding_what_json_dumps_gave(message, written_a
     assert json.loads(line) == json.loads(_reference_line(message, written_at))
 
 
-class _EmailOnly:
+class _EmailOnly(LocalSender):
     """Sends email, raises ChannelUnavailable for anything else (as a router does for a held channel)."""
 
     name = "email-only"
@@ -107,9 +107,6 @@ class _EmailOnly:
 
     def flush(self) -> None:
         self.flushed += 1
-
-    def close(self) -> None:
-        pass
 
 
 def test_send_batch_leaves_only_unserved_rows_unsent():
@@ -149,8 +146,8 @@ def test_outbox_lines_match_their_rows_and_unserved_rows_are_released(conn, db_u
             sender.flush()
 
     class EmailRouter(EmailOnlyFile):
-        def available_channels(self) -> set[str]:
-            return {"email"}
+        def available_channels(self) -> frozenset[str]:
+            return frozenset({"email"})
 
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker:
         # several batches, email only
@@ -188,8 +185,8 @@ class _SlowSender(_EmailOnly):
         self.observer = psycopg.connect(db_url, autocommit=True)
         self.recorded_at_each_send: list[int] = []
 
-    def available_channels(self) -> set[str]:
-        return {"email"}
+    def available_channels(self) -> frozenset[str]:
+        return frozenset({"email"})
 
     def send(self, message: OutgoingMessage) -> SendResult:
         row = self.observer.execute("SELECT count(*) FROM user_alert_deliveries WHERE status = 'sent'").fetchone()

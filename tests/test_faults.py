@@ -1,9 +1,12 @@
-"""Faults with real processes and a real server: a runner killed with SIGKILL mid-send, and the
-PostgreSQL server restarted mid-run. Nothing is lost; the only duplicates are messages the provider
-accepted after the runner last recorded outcomes, at most one batch."""
+"""Faults with real processes and a real server: a runner killed with SIGKILL mid-send (one message
+at a time into a stalled outbox, and many in flight through an SMTP server), and the PostgreSQL
+server restarted mid-run. Nothing is lost; the only duplicates are messages the provider accepted
+after the runner last recorded outcomes: at most one batch one at a time, at most the last second's
+and those in flight with many at once."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +21,10 @@ from alerts import migrate
 from alerts.embedded_pg import embedded_cluster
 from tests import seed
 from tests.conftest import ROOT, run_runner
+from tests.fakes.smtp_server import FakeSmtpServer, message_id_of
 
+_DELIVERY_ID = re.compile(r"<alerts-v2-delivery-(\d+)@")
+RECORD_WINDOW = 1.5  # outcomes are recorded every second; a record itself takes a moment
 FAST_RECOVERY = ("UPDATE alerts_config SET lease_duration = '2 seconds', retry_base = '0.2 seconds', "
                  "retry_max = '1 second', retry_jitter_pct = 0")
 
@@ -48,6 +54,10 @@ def _finish(db_url: str, conn: psycopg.Connection, env: dict[str, str]) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("deliveries still queued or sending after 20 runs")
+
+
+def statuses_of(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall())
 
 
 def _ids(lines: list[bytes]) -> set[int]:
@@ -164,3 +174,43 @@ def test_server_restart_mid_run_fails_clearly_and_the_next_run_finishes(tmp_path
             assert duplicates == len(accepted_unrecorded) <= counts["unrecorded_sent"] + counts["stale_sent"]
     print(f"restart with {len(in_flight)} of a 500-row batch still sending, {len(accepted_unrecorded)} of them "
           f"accepted: {duplicates} sent twice (the runner reported {counts['unrecorded_sent']} unrecorded), none lost")
+
+
+def _delivery_ids(server: FakeSmtpServer) -> list[int]:
+    return [int(m.group(1)) for m in (_DELIVERY_ID.search(message_id_of(r.raw)) for r in server.messages) if m]
+
+
+def test_runner_killed_with_many_in_flight_repeats_only_its_window(conn, db_url):
+    """20 emails in flight through an SMTP server answering in 50 ms, outcomes recorded every second:
+    a SIGKILL repeats only the messages whose outcome was not recorded yet (those accepted in the
+    last second, and those in flight, which the server may still accept), and loses nothing."""
+    total = _prepare(conn, users=2500, events=1)
+    with FakeSmtpServer() as server:
+        server.handler.data_delay = 0.05
+        env = {"SMTP_URL": f"smtp://127.0.0.1:{server.port}?starttls=never", "EMAIL_FROM": "alerts@example.com",
+               "ALERTS_MAX_SEND_PER_RUN": "100000", "ALERTS_CONCURRENCY_EMAIL": "20"}
+        runner = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT,
+                                  env={**os.environ, **env, "DATABASE_URL": db_url},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(server.messages) < 1000 and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.01)
+        runner.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        runner.wait(10)
+        time.sleep(0.2)  # what was in flight reaches the server or not
+        accepted_before = Counter(_delivery_ids(server))
+        recent = sum(1 for m in server.messages if m.at >= killed_at - RECORD_WINDOW)
+        unrecorded = {r[0] for r in conn.execute("SELECT id FROM user_alert_deliveries WHERE status = 'sending'")}
+        accepted_unrecorded = set(accepted_before) & unrecorded
+        assert 0 < len(unrecorded) < total, "the runner was not killed mid-send"
+
+        _finish(db_url, conn, env)
+        sent = Counter(_delivery_ids(server))
+    assert statuses_of(conn) == {"sent": total} and len(sent) == total, "a delivery was lost"
+    duplicates = {delivery for delivery, n in sent.items() if n > 1}
+    assert max(sent.values()) <= 2 and duplicates <= unrecorded, "a recorded delivery was sent twice"
+    assert duplicates == accepted_unrecorded, "only messages accepted since the last record may repeat"
+    assert len(duplicates) <= recent + 20, f"{len(duplicates)} repeats: more than the last second's {recent} + 20"
+    print(f"killed after {sum(accepted_before.values())} accepted: {len(duplicates)} sent twice "
+          f"({recent} accepted in the last {RECORD_WINDOW}s, 20 in flight), none lost")

@@ -1,7 +1,8 @@
 """A stop signal (SIGTERM from systemd or a CI cancel, SIGINT from a terminal) while a provider is
-answering: the message in flight finishes and is recorded, rows never handed to a provider are
-released, and the runner exits 3. A second signal, or the grace period running out, stops at once:
-the message whose fate is unknown stays 'sending' for its lease to decide, never released as unsent."""
+answering: the messages in flight (one, or several at once) finish and are recorded, rows never
+handed to a provider are released, and the runner exits 3. A second signal, or the grace period
+running out, stops at once: the messages whose fate is unknown stay 'sending' for their lease to
+decide, never released as unsent."""
 
 import json
 import os
@@ -17,7 +18,7 @@ from tests import seed
 from tests.conftest import ROOT, run_runner
 from tests.fakes.smtp_server import FakeSmtpServer
 
-EMAILS = 3
+EMAILS = 5
 
 
 @pytest.fixture
@@ -37,17 +38,26 @@ def _start_runner(db_url: str, smtp: FakeSmtpServer, **env: str) -> subprocess.P
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait_in_flight(smtp: FakeSmtpServer, in_flight: int) -> None:
+    """Until the server holds in_flight messages unanswered (it records each before its delay)."""
+    assert smtp.handler.data_started.wait(30), "the runner never sent"
+    deadline = time.monotonic() + 30
+    while len(smtp.messages) < in_flight:
+        assert time.monotonic() < deadline, f"only {len(smtp.messages)} of {in_flight} messages in flight"
+        time.sleep(0.01)
+
+
 def _statuses(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute("SELECT status, attempts, count(*) FROM user_alert_deliveries "
                         "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_lets_the_message_in_flight_finish_and_records_it(queued, db_url, signum):
+@pytest.mark.parametrize(("signum", "in_flight"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 3)])
+def test_a_stop_signal_lets_the_messages_in_flight_finish_and_records_them(queued, db_url, signum, in_flight):
     with FakeSmtpServer() as smtp:
         smtp.handler.data_delay = 4.0
-        runner = _start_runner(db_url, smtp)
-        assert smtp.handler.data_started.wait(30), "the runner never sent"
+        runner = _start_runner(db_url, smtp, ALERTS_CONCURRENCY_EMAIL=str(in_flight))
+        _wait_in_flight(smtp, in_flight)
         started = time.monotonic()
         runner.send_signal(signum)
         out, err = runner.communicate(timeout=60)
@@ -55,10 +65,11 @@ def test_a_stop_signal_lets_the_message_in_flight_finish_and_records_it(queued, 
         assert runner.returncode == 3, (out, err)
         assert 3.0 < waited < 15, "the runner did not wait for the provider's answer"
         counts = json.loads(out.splitlines()[-1])
-        assert (counts["sent"], counts["released"], counts["stopped_by"]) == (1, EMAILS - 1, signum.name)
+        assert (counts["sent"], counts["released"], counts["stopped_by"]) == (in_flight, EMAILS - in_flight,
+                                                                              signum.name)
         assert "Traceback" not in err
-        # the message went out once and is recorded: the next run sends only the others
-        assert _statuses(queued) == [("queued", 0, EMAILS - 1), ("sent", 1, 1)]
+        # the messages went out once and are recorded: the next run sends only the others
+        assert _statuses(queued) == [("queued", 0, EMAILS - in_flight), ("sent", 1, in_flight)]
         smtp.handler.data_delay = 0.0
         rerun = run_runner(db_url, "--phase", "c", env={"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
                                                          "EMAIL_FROM": "alerts@example.com"})
@@ -68,12 +79,12 @@ def test_a_stop_signal_lets_the_message_in_flight_finish_and_records_it(queued, 
     assert _statuses(queued) == [("sent", 1, EMAILS)]
 
 
-@pytest.mark.parametrize("how", ["second_signal", "grace_period"])
-def test_a_hard_stop_leaves_the_message_of_unknown_fate_to_its_lease(queued, db_url, how):
+@pytest.mark.parametrize(("how", "in_flight"), [("second_signal", 1), ("grace_period", 1), ("grace_period", 3)])
+def test_a_hard_stop_leaves_the_messages_of_unknown_fate_to_their_lease(queued, db_url, how, in_flight):
     with FakeSmtpServer() as smtp:
         smtp.handler.data_delay = 6.0
-        runner = _start_runner(db_url, smtp, ALERTS_STOP_GRACE_SECONDS="1")
-        assert smtp.handler.data_started.wait(30), "the runner never sent"
+        runner = _start_runner(db_url, smtp, ALERTS_STOP_GRACE_SECONDS="1", ALERTS_CONCURRENCY_EMAIL=str(in_flight))
+        _wait_in_flight(smtp, in_flight)
         started = time.monotonic()
         runner.send_signal(signal.SIGTERM)
         if how == "second_signal":
@@ -85,6 +96,6 @@ def test_a_hard_stop_leaves_the_message_of_unknown_fate_to_its_lease(queued, db_
     assert waited < 4, f"the runner waited for the provider after a hard stop: {err}"
     errors = [line for line in err.splitlines() if line.startswith("runner.py: error:")]
     assert len(errors) == 1 and "stopped at once" in errors[0] and "Traceback" not in err, err
-    # the message in flight may or may not have gone out: its row stays 'sending' for the lease;
+    # the messages in flight may or may not have gone out: their rows stay 'sending' for the lease;
     # the rows never handed to the provider are back in the queue with their attempt given back
-    assert _statuses(queued) == [("queued", 0, EMAILS - 1), ("sending", 1, 1)]
+    assert _statuses(queued) == [("queued", 0, EMAILS - in_flight), ("sending", 1, in_flight)]

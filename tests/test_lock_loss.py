@@ -46,9 +46,9 @@ def test_a_runner_that_lost_its_lock_stops_and_the_next_run_sends_nothing_twice(
     conn.execute("UPDATE alerts_config SET lease_duration = '3 seconds', retry_base = '0.2 seconds', "
                  "retry_max = '1 second', retry_jitter_pct = 0")
     with FakeSmtpServer() as smtp:
-        smtp.handler.data_delay = 0.2  # 20 messages a batch: 4 s, longer than the lease
+        smtp.handler.data_delay = 0.4  # 20 messages a batch, 2 at a time: 4 s, longer than the lease
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
-        env.update({"DATABASE_URL": db_url, "ALERTS_BATCH_SIZE": "20", **_env(smtp)})
+        env.update({"DATABASE_URL": db_url, "ALERTS_BATCH_SIZE": "20", "ALERTS_CONCURRENCY_EMAIL": "2", **_env(smtp)})
         first = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert smtp.handler.data_started.wait(30)

@@ -59,7 +59,7 @@ def test_429_is_transient_with_retry_after(api, sender):
 
     assert result.outcome is Outcome.TRANSIENT
     assert result.error == "Brevo 429 too_many_requests: The expected rate limit is exceeded."
-    assert sender.retry_after == 3
+    assert result.retry_after == 3 and result.throttled
 
 
 def test_5xx_is_transient(api, sender):

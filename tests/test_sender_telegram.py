@@ -8,6 +8,7 @@ import pytest
 from alerts.errors import UsageError
 from alerts.senders import telegram
 from alerts.senders.base import Outcome
+from alerts.senders.provider import UNREACHABLE_COOLDOWN
 from tests.fakes import ESCAPED_HEADLINE, HOSTILE_HEADLINE, free_port, outgoing
 from tests.fakes.telegram_api import FakeTelegramApi
 
@@ -52,7 +53,7 @@ def test_sent_with_escaped_html_to_the_bot_api(api, sender):
     assert params["disable_web_page_preview"] is True
     assert f"<b>{ESCAPED_HEADLINE}</b>" in str(params["text"])
     assert "1 &lt; 2 &amp; 3 &gt; 2" in str(params["text"])
-    assert sender.retry_after is None
+    assert result.retry_after is None
 
 
 def test_429_is_transient_and_exposes_retry_after(api, sender):
@@ -62,7 +63,7 @@ def test_429_is_transient_and_exposes_retry_after(api, sender):
 
     assert result.outcome is Outcome.TRANSIENT
     assert result.error == "Telegram 429: Too Many Requests: retry after 7 (retry after 7s)"
-    assert sender.retry_after == 7
+    assert result.retry_after == 7 and result.throttled
 
 
 def test_chat_not_found_is_permanent(api, sender):
@@ -90,7 +91,7 @@ def test_server_error_is_transient(api, sender):
 
     assert result.outcome is Outcome.TRANSIENT
     assert result.error == "Telegram 500: Internal Server Error"
-    assert sender.retry_after is None
+    assert result.retry_after is None
 
 
 def test_timeout_is_transient(api):
@@ -102,7 +103,7 @@ def test_timeout_is_transient(api):
 
     assert result.outcome is Outcome.TRANSIENT
     assert result.error == "Telegram did not answer in time (timeout)"
-    assert sender.retry_after == telegram.UNREACHABLE_COOLDOWN
+    assert result.retry_after == UNREACHABLE_COOLDOWN
 
 
 def test_connection_refused_is_transient():

@@ -81,7 +81,7 @@ def test_429_is_transient_with_retry_after(api, sender):
 
     assert result.outcome is Outcome.TRANSIENT
     assert result.error == "Twilio 429 code 20429: Too Many Requests"
-    assert sender.retry_after == 2
+    assert result.retry_after == 2 and result.throttled
 
 
 def test_5xx_is_transient(api, sender):

@@ -1,31 +1,38 @@
-"""The real providers behind one Sender: one sender per channel, chosen from the environment.
+"""The real providers behind one Sender: one provider per channel, chosen from the environment.
 
     email     SMTP when SMTP_URL is set, else Brevo when BREVO_API_KEY is set (this module
               is the only place that makes that choice)
     telegram  TELEGRAM_BOT_TOKEN
     sms       TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN + TWILIO_FROM
 
-ChannelRouter.send() dispatches on message.channel. When a provider asks us to wait
-(Telegram's retry_after, a 429's Retry-After) or could not be reached, the router holds
-that channel for that long, so a flood-controlled bot is not pushed further and an
-unreachable server does not cost one timeout per message.
+ChannelRouter.send() dispatches on message.channel and may be called from many threads at
+once. Each channel has its limits (alerts.senders.limits) and a Pacer that hands out start
+times (turn()). When a provider asks us to wait (Telegram's retry_after, a 429's Retry-After)
+or could not be reached, the router holds that channel for that long, so a flood-controlled
+bot is not pushed further and an unreachable server does not cost one timeout per message;
+a 429 also halves the channel's rate for the rest of the run.
 
-Whenever send() attempts nothing it raises ChannelUnavailable: ChannelNotConfigured for a
-channel with no sender, ChannelHeld for a held one. The runner should release such a row
-(give its attempt back) rather than count a failure; available_channels() tells it
-beforehand which channels are worth claiming now.
+Whenever turn() or send() attempts nothing it raises ChannelUnavailable: ChannelNotConfigured
+for a channel with no sender, ChannelHeld for a held one. The runner should release such a row
+(give its attempt back) rather than count a failure; available_channels() tells it beforehand
+which channels are worth claiming now.
 """
 
+import logging
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 
-from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
 from alerts.senders import brevo_email, smtp_email, telegram, twilio_sms
 from alerts.senders.base import Outcome, Sender, SendResult
+from alerts.senders.http_common import DEFAULT_POOL
+from alerts.senders.limits import CHANNEL_NAMES, DEFAULT_LIMITS, ChannelLimits, limits_from_env
+from alerts.senders.pacing import Pacer
 
-CHANNELS = ("email", "telegram", "sms")
+log = logging.getLogger("alerts.senders.channels")
+
+CHANNELS = CHANNEL_NAMES
 HOW_TO_CONFIGURE = {
     "email": "set SMTP_URL (or BREVO_API_KEY) and EMAIL_FROM",
     "telegram": "set TELEGRAM_BOT_TOKEN",
@@ -58,18 +65,19 @@ class ChannelHeld(ChannelUnavailable):
 
 
 class ChannelRouter:
-    """A Sender that hands each message to the sender of its channel."""
+    """A Sender that hands each message to the provider of its channel, within the channel's limits."""
 
     name = "channels"
 
     def __init__(self, senders: Mapping[str, Sender], clock: Callable[[], float] = time.monotonic,
-                 per_minute: Mapping[str, int] | None = None) -> None:
+                 limits: Mapping[str, ChannelLimits] | None = None) -> None:
         self._senders = dict(senders)
         self._clock = clock
+        self._limits = {channel: (limits or {}).get(channel, DEFAULT_LIMITS.get(channel, ChannelLimits(1)))
+                        for channel in self._senders}
+        self._pacers = {channel: Pacer(self._limits[channel], clock) for channel in self._senders}
         self._held_until: dict[str, float] = {}
-        self._per_minute = dict(per_minute or {})
-        self._recent: dict[str, deque[float]] = {channel: deque() for channel in self._per_minute}
-        self.retry_after: float | None = None  # after send(): seconds the message's channel is held
+        self._lock = threading.Lock()
         # channels their provider held (asked us to wait, or could not be reached), with its answer
         self.provider_holds: dict[str, str] = {}
 
@@ -84,43 +92,63 @@ class ChannelRouter:
         """The configured channels not held right now: the ones worth claiming."""
         return frozenset(c for c in self._senders if self.held_for(c) <= 0)
 
-    def held_for(self, channel: str) -> float:
-        """Seconds the channel is still held (0 when it is not)."""
-        return max(self._held_until.get(channel, 0.0) - self._clock(), 0.0)
+    def max_in_flight(self, channel: str | None) -> int:
+        if channel is None:
+            return sum(limits.concurrency for limits in self._limits.values())
+        return self._limits[channel].concurrency if channel in self._limits else 1
 
-    def _rate_limited_for(self, channel: str) -> float:
-        """Seconds until the channel's per-minute limit admits another message; holds the channel meanwhile."""
-        limit = self._per_minute.get(channel)
-        if limit is None:
-            return 0.0
-        recent, now = self._recent[channel], self._clock()
-        while recent and recent[0] <= now - 60:
-            recent.popleft()
-        if len(recent) < limit:
-            return 0.0
-        wait = recent[0] + 60 - now
-        self._held_until[channel] = now + wait
-        return wait
+    def per_second(self, channel: str | None) -> float | None:
+        pacer = self._pacers.get(channel or "")
+        return pacer.per_second if pacer else None
+
+    def held_for(self, channel: str) -> float:
+        """Seconds the channel is still held by its provider or its per-minute limit (0 when it is not)."""
+        pacer = self._pacers.get(channel)
+        return max(self._provider_hold(channel), pacer.minute_wait() if pacer else 0.0)
+
+    def _provider_hold(self, channel: str) -> float:
+        with self._lock:
+            return max(self._held_until.get(channel, 0.0) - self._clock(), 0.0)
+
+    def hold(self, channel: str, seconds: float) -> None:
+        with self._lock:
+            self._held_until[channel] = max(self._held_until.get(channel, 0.0), self._clock() + seconds)
 
     def sender_for(self, channel: str) -> Sender | None:
         return self._senders.get(channel)
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        sender = self._senders.get(message.channel)
+    def _provider(self, channel: str) -> Sender:
+        """The channel's provider, unless it has none or asked us to wait."""
+        sender = self._senders.get(channel)
         if sender is None:
-            raise ChannelNotConfigured(message.channel)
-        held = self.held_for(message.channel) or self._rate_limited_for(message.channel)
+            raise ChannelNotConfigured(channel)
+        held = self._provider_hold(channel)
         if held > 0:
-            self.retry_after = held
-            raise ChannelHeld(message.channel, sender.name, held)
-        if message.channel in self._recent:
-            self._recent[message.channel].append(self._clock())
+            raise ChannelHeld(channel, sender.name, held)
+        return sender
+
+    def turn(self, channel: str, destination: str) -> float:
+        """Reserve the moment a message to destination may start; ChannelUnavailable when it may not
+        (held by its provider, or the per-minute limit is used up)."""
+        sender = self._provider(channel)
+        start = self._pacers[channel].reserve(destination)
+        if start is None:
+            raise ChannelHeld(channel, sender.name, self._pacers[channel].minute_wait())
+        return start
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send now (call turn() first to keep the pace); ChannelUnavailable when the channel has
+        no provider or is held, for instance because another message of it was just throttled."""
+        sender = self._provider(message.channel)
         result = sender.send(message)
-        wait = getattr(sender, "retry_after", None)
-        self.retry_after = wait if result.outcome is Outcome.TRANSIENT and wait else None
-        if self.retry_after:
-            self._held_until[message.channel] = self._clock() + self.retry_after
-            self.provider_holds[message.channel] = result.error or f"{sender.name} asked us to wait"
+        if result.outcome is Outcome.TRANSIENT and result.retry_after:
+            self.hold(message.channel, result.retry_after)
+            with self._lock:
+                self.provider_holds[message.channel] = result.error or f"{sender.name} asked us to wait"
+        if result.throttled:
+            rate = self._pacers[message.channel].slow_down()
+            log.warning("%s answered 'too many requests': %s slows down to %.2f messages/s for the rest of the run",
+                        sender.name, message.channel, rate)
         return result
 
     def flush(self) -> None:
@@ -141,41 +169,33 @@ class ChannelRouter:
             raise first_error
 
 
-def email_from_env(env: Mapping[str, str]) -> Sender | None:
+def email_from_env(env: Mapping[str, str], connections: int = DEFAULT_POOL) -> Sender | None:
     """SMTP when SMTP_URL is set, else Brevo when BREVO_API_KEY is set, else None."""
-    return smtp_email.from_env(env) or brevo_email.from_env(env)
+    smtp = smtp_email.parse_config(env)
+    if smtp is not None:
+        return smtp_email.SmtpEmailSender(smtp)
+    brevo = brevo_email.parse_config(env)
+    return brevo_email.BrevoEmailSender(brevo, connections=connections) if brevo is not None else None
 
 
-def senders_from_env(env: Mapping[str, str]) -> dict[str, Sender]:
-    """The configured senders by channel; UsageError when a provider's settings are malformed.
-    Every provider's settings are validated before any client is created."""
-    check_config(env)
+def senders_from_env(env: Mapping[str, str], limits: Mapping[str, ChannelLimits] | None = None) -> dict[str, Sender]:
+    """The configured senders by channel, each with a connection pool as large as the channel's
+    concurrency; UsageError when a provider's settings are malformed."""
+    limits = limits or limits_from_env(env)
+    bot, sms = telegram.parse_config(env), twilio_sms.parse_config(env)
     candidates: dict[str, Sender | None] = {
-        "email": email_from_env(env),
-        "telegram": telegram.from_env(env),
-        "sms": twilio_sms.from_env(env),
+        "email": email_from_env(env, limits["email"].concurrency),
+        "telegram": telegram.TelegramSender(bot, connections=limits["telegram"].concurrency) if bot else None,
+        "sms": twilio_sms.TwilioSmsSender(sms, connections=limits["sms"].concurrency) if sms else None,
     }
     return {channel: sender for channel, sender in candidates.items() if sender is not None}
 
 
-def rate_limits_from_env(env: Mapping[str, str]) -> dict[str, int]:
-    """ALERTS_RATE_LIMIT_EMAIL_PER_MINUTE (and _TELEGRAM_, _SMS_): optional messages per minute per channel."""
-    limits = {}
-    for channel in CHANNELS:
-        name = f"ALERTS_RATE_LIMIT_{channel.upper()}_PER_MINUTE"
-        raw = env.get(name, "").strip()
-        if not raw:
-            continue
-        if not raw.isdigit() or int(raw) < 1:
-            raise UsageError(f"{name} must be a positive integer (messages per minute), got {raw!r}")
-        limits[channel] = int(raw)
-    return limits
-
-
 def from_env(env: Mapping[str, str]) -> ChannelRouter | None:
     """A router over every configured provider; None when no provider is configured."""
-    senders = senders_from_env(env)
-    return ChannelRouter(senders, per_minute=rate_limits_from_env(env)) if senders else None
+    limits = limits_from_env(env)
+    senders = senders_from_env(env, limits)
+    return ChannelRouter(senders, limits=limits) if senders else None
 
 
 def check_config(env: Mapping[str, str]) -> dict[str, str]:
@@ -187,5 +207,6 @@ def check_config(env: Mapping[str, str]) -> dict[str, str]:
     email = smtp or brevo
     if smtp and brevo:
         email = f"{smtp} (BREVO_API_KEY is ignored while SMTP_URL is set)"
+    limits_from_env(env)  # malformed limits fail the preflight too
     found = {"email": email, "telegram": telegram.check_config(env), "sms": twilio_sms.check_config(env)}
     return {channel: found[channel] or f"not configured: {HOW_TO_CONFIGURE[channel]}" for channel in CHANNELS}

@@ -3,10 +3,10 @@
 import sys
 
 from alerts.render import OutgoingMessage
-from alerts.senders.base import SendResult
+from alerts.senders.base import LocalSender, SendResult
 
 
-class ConsoleSender:
+class ConsoleSender(LocalSender):
     name = "console"
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -17,5 +17,3 @@ class ConsoleSender:
     def flush(self) -> None:
         sys.stderr.flush()
 
-    def close(self) -> None:
-        pass

@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 
 from alerts.render import OutgoingMessage
-from alerts.senders.base import SendResult
+from alerts.senders.base import LocalSender, SendResult
 
 
-class FileOutboxSender:
+class FileOutboxSender(LocalSender):
     """Appends one JSON object per message; never rewrites earlier lines.
 
     Each line is one write() on an O_APPEND descriptor, so lines from concurrent

@@ -1,5 +1,8 @@
-"""What the HTTP senders (Brevo, Telegram, Twilio) share: their base URL setting and
-reading an answer's JSON body and Retry-After header without trusting either."""
+"""What the HTTP providers (Brevo, Telegram, Twilio) share: their base URL setting, one keep-alive
+connection pool per provider sized to the channel's concurrency, the POST with its timeout and
+connection-error plumbing, and reading an answer's JSON body and Retry-After header without
+trusting either. A subclass says where to POST what (request()) and what the answer means
+(classify())."""
 
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -7,6 +10,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from alerts.errors import UsageError
+from alerts.render import OutgoingMessage
+from alerts.senders.base import SendResult
+from alerts.senders.provider import DEFAULT_TIMEOUT, Provider
+
+DEFAULT_POOL = 20
 
 
 def http_base_url(env: Mapping[str, str], variable: str, default: str) -> str:
@@ -38,3 +46,47 @@ def retry_after_header(response: httpx.Response) -> float | None:
         return max(float(raw), 0.0) if raw else None
     except ValueError:
         return None
+
+
+def pool_limits(connections: int) -> httpx.Limits:
+    """Keep-alive connections for as many requests as the channel has in flight."""
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30)
+
+
+def timeouts(seconds: float) -> httpx.Timeout:
+    """The whole timeout for reading the answer; connecting gets at most 5 s. Waiting for a free pooled
+    connection is not limited: the runner never has more requests in flight than the pool holds."""
+    return httpx.Timeout(seconds, connect=min(seconds, 5.0), pool=None)
+
+
+class HttpProvider(Provider):
+    """A provider reached by one POST per message through a shared, thread-safe httpx.Client."""
+
+    label = "the provider"  # for error texts: "cannot reach Telegram"
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def request(self, message: OutgoingMessage) -> tuple[str, dict[str, object]]:
+        """(path, httpx keyword arguments) of the message's POST."""
+        raise NotImplementedError
+
+    def classify(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
+        raise NotImplementedError
+
+    def transmit(self, message: OutgoingMessage) -> SendResult:
+        path, arguments = self.request(message)
+        try:
+            response = self._client.post(path, **arguments)  # type: ignore[arg-type]
+        except httpx.TimeoutException:
+            return self.unreachable(message, f"{self.label} did not answer in time (timeout)")
+        except httpx.HTTPError as error:
+            return self.unreachable(message, f"cannot reach {self.label}: {type(error).__name__}: {error}")
+        return self.classify(message, response)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+__all__ = ["DEFAULT_TIMEOUT", "HttpProvider", "http_base_url", "json_object", "pool_limits", "retry_after_header",
+           "timeouts"]

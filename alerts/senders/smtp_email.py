@@ -16,10 +16,14 @@ Query flags:
 Whatever the flags say, a password is only ever sent over TLS or to a loopback host.
 Certificates are verified against the system store; SSL_CERT_FILE adds a private CA.
 
-One connection serves a whole batch: it is checked with NOOP before reuse and reopened
-when the server has dropped it. Outcomes: accepted -> SENT with the Message-ID as the
-provider id; 4xx replies, connection errors and timeouts -> TRANSIENT; 5xx replies to the
-message (e.g. 550 recipient refused) -> PERMANENT. Failures while connecting, in STARTTLS
+A pool of connections serves the run, one per message in flight (send() is called from
+several threads). A connection idle for more than a second is checked with NOOP before reuse;
+one in steady use is not (a NOOP is one more round trip per message), and if the server has
+dropped it meanwhile, MAIL FROM fails before any of the message was sent, so the message is
+sent once more on a new connection. A connection that failed is closed and replaced.
+Outcomes: accepted -> SENT with the Message-ID as the provider id; 4xx replies, connection
+errors and timeouts -> TRANSIENT; 5xx replies to the message (e.g. 550 recipient refused) ->
+PERMANENT. Failures while connecting, in STARTTLS
 or in login (e.g. 535 wrong password) are about the server or our settings, not the
 message: TRANSIENT, so the rows go out once the settings are fixed.
 """
@@ -29,6 +33,8 @@ import logging
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,17 +45,23 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from alerts import templates
+from alerts.destinations import destination_problem
 from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
-from alerts.secrets import mask_text, mask_url
+from alerts.secrets import mask_url
 from alerts.senders.base import SendResult
+from alerts.senders.provider import Provider, entry_points
 
 log = logging.getLogger("alerts.senders.smtp")
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
 STARTTLS_MODES = ("auto", "require", "never")
 DEFAULT_TIMEOUT = 20.0
-UNREACHABLE_COOLDOWN = 30.0  # seconds the router holds the channel after the server could not be reached
+NOOP_AFTER_IDLE = 1.0  # seconds: a connection idle longer is checked with NOOP before reuse
+
+
+class StaleConnection(Exception):
+    """A reused connection failed at MAIL FROM: nothing of the message was sent."""
 
 
 @dataclass(frozen=True)
@@ -88,22 +100,12 @@ class SmtpSetupError(Exception):
     """The connection could not be set up the way SMTP_URL asks (no STARTTLS, password in clear)."""
 
 
-def address_problem(address: str) -> str | None:
-    """Why address cannot be an email recipient (without echoing it), or None when it looks like one."""
-    if not address or any(c.isspace() for c in address) or any(c in address for c in "<>,;\"'()"):
-        return "invalid email address"
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or "." not in domain.strip(".") or domain.startswith("."):
-        return "invalid email address"
-    return None
-
-
 def parse_email_from(env: Mapping[str, str], needed_by: str) -> EmailFrom:
     raw = env.get("EMAIL_FROM", "").strip()
     if not raw:
         raise UsageError(f"EMAIL_FROM is not set but {needed_by} is: set EMAIL_FROM=alerts@your-domain.example")
     name, address = parseaddr(raw)
-    if address_problem(address) is not None:
+    if destination_problem("email", address) is not None:
         raise UsageError(f"EMAIL_FROM={raw!r} is not an email address: use alerts@your-domain.example "
                          "or 'Alerts <alerts@your-domain.example>'")
     return EmailFrom(name=name, address=address)
@@ -153,18 +155,6 @@ def parse_config(env: Mapping[str, str]) -> SmtpConfig | None:
                       masked_url=mask_url(url))
 
 
-def check_config(env: Mapping[str, str]) -> str | None:
-    """Validate the SMTP settings without connecting: a one-line masked summary, None when
-    SMTP_URL is not set, UsageError when something is malformed."""
-    config = parse_config(env)
-    return config.describe() if config else None
-
-
-def from_env(env: Mapping[str, str]) -> "SmtpEmailSender | None":
-    config = parse_config(env)
-    return SmtpEmailSender(config) if config else None
-
-
 def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -179,18 +169,43 @@ def local_hostname() -> str:
     return socket.getfqdn() or "localhost"
 
 
-def build_email(message: OutgoingMessage, email_from: EmailFrom) -> EmailMessage:
-    """text/plain + text/html alternative with a Message-ID derived from the delivery id."""
+REFERENCE_MARK = "reference-mark-5f3a9c1e7b"  # ASCII, kept as it is by 7bit and 8bit transfer encodings
+
+
+@lru_cache(maxsize=128)
+def event_part(subject: str, text: str, html: str, from_header: str) -> bytes:
+    """Subject, From and the text/plain + text/html alternative, built by the email package."""
     email = EmailMessage()
-    email["Subject"] = templates.email_subject(message)
-    email["From"] = email_from.header()
-    email["To"] = message.destination
-    email["Date"] = format_datetime(datetime.now(UTC))
-    email["Message-ID"] = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
+    email["Subject"] = subject
+    email["From"] = from_header
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
-    email.set_content(templates.email_text(message))
-    email.add_alternative(templates.email_html(message), subtype="html")
-    return email
+    email.set_content(text)
+    email.add_alternative(html, subtype="html")
+    return email.as_bytes(policy=email.policy.clone(linesep="\r\n"))
+
+
+def shared_part(message: OutgoingMessage, email_from: EmailFrom) -> bytes:
+    """The message without its own headers. Building a MIME message costs about 2 ms, which at
+    hundreds of emails a second would be the runner's main work, and the recipients of one event
+    differ only by the footer's reference: so the part is built once per event with a mark where
+    the reference goes, and the mark replaced per recipient. When the text's transfer encoding did
+    not keep the mark as it is (base64), the part is built for this message alone."""
+    subject = templates.email_subject(message)
+    marked = event_part(subject, templates.email_text(message, REFERENCE_MARK),
+                        templates.email_html(message, REFERENCE_MARK), email_from.header())
+    if marked.count(REFERENCE_MARK.encode()) == 2:
+        return marked.replace(REFERENCE_MARK.encode(), templates.reference(message).encode())
+    return event_part.__wrapped__(subject, templates.email_text(message), templates.email_html(message),
+                                  email_from.header())
+
+
+def build_email(message: OutgoingMessage, email_from: EmailFrom) -> tuple[bytes, str]:
+    """(the message as sent, its Message-ID): the recipient's own To, Date and a Message-ID derived
+    from the delivery id, then the shared part. The destination passed the one destination rule
+    (no spaces or line breaks), so it goes into To as it is."""
+    message_id = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
+    own = f"To: {message.destination}\r\nDate: {format_datetime(datetime.now(UTC))}\r\nMessage-ID: {message_id}\r\n"
+    return own.encode() + shared_part(message, email_from), message_id
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -203,57 +218,95 @@ def classify_reply(code: int, reply: bytes | str, what: str) -> tuple[bool, str]
     return 500 <= code <= 599, f"SMTP {code} {_reply_text(reply)} ({what})"
 
 
-class SmtpEmailSender:
-    """One SMTP connection per batch, reused; see the module docstring for the outcomes."""
+class SmtpEmailSender(Provider):
+    """A pool of SMTP connections, one per message in flight; see the module docstring for the outcomes."""
 
     name = "smtp"
+    channel = "email"
 
     def __init__(self, config: SmtpConfig, ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config
+        self.secret = config.password
         self._ssl_context = ssl_context
-        self._smtp: smtplib.SMTP | None = None
-        self.retry_after: float | None = None  # set when the server could not be reached
+        self._idle: list[tuple[smtplib.SMTP, float]] = []  # (connection, last used): the newest first out
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SmtpEmailSender({self.config.masked_url})"
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        self.retry_after = None
-        problem = address_problem(message.destination)
-        if problem:
-            return self._failed(message, permanent=True, error=problem)
+    def transmit(self, message: OutgoingMessage) -> SendResult:
         try:
-            email = build_email(message, self.config.email_from)
+            raw, message_id = build_email(message, self.config.email_from)
         except ValueError as error:  # a header the email package refuses, e.g. a line break
-            return self._failed(message, permanent=True, error=f"cannot build the email: {error}")
+            return self.failed(message, permanent=True, error=f"cannot build the email: {error}")
         try:
-            smtp = self._connection()
+            smtp, reused = self._checkout()
+            try:
+                result, reusable = self._transmit(smtp, raw, message_id, message, reused)
+            except StaleConnection:
+                _quietly_close(smtp)
+                smtp = self._open()
+                result, reusable = self._transmit(smtp, raw, message_id, message, reused=False)
         except (smtplib.SMTPException, OSError, SmtpSetupError) as error:
-            self._drop()
-            self.retry_after = UNREACHABLE_COOLDOWN
-            return self._failed(message, permanent=False, error=self._setup_error(error))
-        return self._transmit(smtp, email, message)
+            return self.unreachable(message, self._setup_error(error))
+        if reusable:
+            with self._lock:
+                self._idle.append((smtp, time.monotonic()))
+        else:
+            _quietly_close(smtp)
+        return result
 
-    def _transmit(self, smtp: smtplib.SMTP, email: EmailMessage, message: OutgoingMessage) -> SendResult:
+    def _transmit(self, smtp: smtplib.SMTP, raw: bytes, message_id: str, message: OutgoingMessage,
+                  reused: bool) -> tuple[SendResult, bool]:
+        """The result, and whether the connection may serve another message; StaleConnection when a
+        reused connection fails at MAIL FROM."""
         try:
-            smtp.send_message(email, from_addr=self.config.email_from.address, to_addrs=[message.destination])
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()))
-            return self._failed(message, *classify_reply(code, reply, "recipient refused"))
+            self._mail_from(smtp, raw, message.destination, reused)
+            code, reply = smtp.rcpt(message.destination)
+            if code not in (250, 251):
+                return self._refused(smtp, message, code, reply, "recipient refused")
+            code, reply = smtp.data(raw)
+            if code != 250:
+                return self._refused(smtp, message, code, reply, "message refused")
         except smtplib.SMTPSenderRefused as error:
-            return self._failed(message, *classify_reply(error.smtp_code, error.smtp_error, "sender refused"))
-        except smtplib.SMTPDataError as error:
-            return self._failed(message, *classify_reply(error.smtp_code, error.smtp_error, "message refused"))
+            return self._refused(smtp, message, error.smtp_code, error.smtp_error, "sender refused")
         except smtplib.SMTPNotSupportedError as error:  # e.g. a UTF-8 address and no SMTPUTF8
-            return self._failed(message, permanent=True, error=f"SMTP server cannot take this message: {error}")
-        except smtplib.SMTPResponseException as error:
-            self._drop()
-            return self._failed(message, *classify_reply(error.smtp_code, error.smtp_error, "while sending"))
+            return self.failed(message, permanent=True, error=f"SMTP server cannot take this message: {error}"), True
+        except smtplib.SMTPResponseException as error:  # DATA itself refused, or 421 closing
+            return self._refused(smtp, message, error.smtp_code, error.smtp_error, "while sending")
         except (smtplib.SMTPException, OSError) as error:  # disconnected, timed out, reset
-            self._drop()
-            return self._failed(message, permanent=False, error=f"SMTP connection lost while sending: "
-                                                                f"{type(error).__name__}: {error}")
-        return SendResult.sent(str(email["Message-ID"]))
+            return self.failed(message, permanent=False, error=f"SMTP connection lost while sending: "
+                                                               f"{type(error).__name__}: {error}"), False
+        return SendResult.sent(message_id), True
+
+    def _mail_from(self, smtp: smtplib.SMTP, raw: bytes, destination: str, reused: bool) -> None:
+        """MAIL FROM with the options smtplib's sendmail() would give (SIZE; SMTPUTF8 for a non-ASCII address)."""
+        options = []
+        if not destination.isascii():
+            if not smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("the server does not offer SMTPUTF8 for a non-ASCII address")
+            options += ["SMTPUTF8", "BODY=8BITMIME"]
+        if smtp.has_extn("size"):
+            options.append(f"SIZE={len(raw)}")
+        try:
+            code, reply = smtp.mail(self.config.email_from.address, options)
+        except (smtplib.SMTPServerDisconnected, OSError) as error:
+            if reused:
+                raise StaleConnection() from error
+            raise
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, self.config.email_from.address)
+
+    def _refused(self, smtp: smtplib.SMTP, message: OutgoingMessage, code: int, reply: bytes | str,
+                 what: str) -> tuple[SendResult, bool]:
+        """A refusal: reset the transaction so the connection serves the next message (not after 421)."""
+        reusable = code != 421
+        if reusable:
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                reusable = False
+        return self.failed(message, *classify_reply(code, reply, what)), reusable
 
     def _setup_error(self, error: BaseException) -> str:
         where = f"{self.config.host}:{self.config.port}"
@@ -268,22 +321,21 @@ class SmtpEmailSender:
             return f"SMTP server {where} timed out after {self.config.timeout:g}s"
         return f"cannot reach SMTP server {where}: {type(error).__name__}: {error}"
 
-    def _failed(self, message: OutgoingMessage, permanent: bool, error: str) -> SendResult:
-        error = mask_text(error, self.config.password)
-        log.warning("email delivery %s %s: %s", message.delivery_id, "failed" if permanent else "deferred", error)
-        return SendResult.permanent(error) if permanent else SendResult.transient(error)
-
-    def _connection(self) -> smtplib.SMTP:
-        """The open connection if it still answers NOOP, else a new one."""
-        if self._smtp is not None:
+    def _checkout(self) -> tuple[smtplib.SMTP, bool]:
+        """(connection, reused): an idle one (NOOP-checked when idle over NOOP_AFTER_IDLE), else a new one."""
+        while True:
+            with self._lock:
+                smtp, last_used = self._idle.pop() if self._idle else (None, 0.0)
+            if smtp is None:
+                return self._open(), False
+            if time.monotonic() - last_used <= NOOP_AFTER_IDLE:
+                return smtp, True
             try:
-                if self._smtp.noop()[0] == 250:
-                    return self._smtp
+                if smtp.noop()[0] == 250:
+                    return smtp, True
             except (smtplib.SMTPException, OSError):
                 pass
-            self._drop()
-        self._smtp = self._open()
-        return self._smtp
+            _quietly_close(smtp)
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -323,17 +375,15 @@ class SmtpEmailSender:
                                      "use smtps:// or a server that offers STARTTLS")
             smtp.login(cfg.username, cfg.password or "")
 
-    def _drop(self, polite: bool = False) -> None:
-        """Forget the connection; polite sends QUIT first (only when it is known to be healthy)."""
-        if self._smtp is not None:
-            _quietly_close(self._smtp, polite=polite)
-            self._smtp = None
-
-    def flush(self) -> None:
-        """Nothing buffered: a message is the server's once it answered 250 to DATA."""
-
     def close(self) -> None:
-        self._drop(polite=True)
+        """QUIT every idle connection (a connection in use is closed by its sender)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            _quietly_close(smtp, polite=True)
+
+
+from_env, check_config = entry_points(parse_config, SmtpEmailSender)
 
 
 def _quietly_close(smtp: smtplib.SMTP, polite: bool = False) -> None:

@@ -6,6 +6,7 @@ source value escaped) and disable_web_page_preview. Outcomes:
 server's parameters.retry_after exposed as retry_after; 400 (chat not found, message
 refused) and 403 (bot blocked, kicked) -> PERMANENT; 5xx, timeouts, connection errors ->
 TRANSIENT; 401/404 (the token is wrong: our settings, not the message) -> TRANSIENT.
+A 429 also slows the channel down for the rest of the run (see alerts.senders.pacing).
 
 The token is part of the URL, and httpx puts URLs in its log records and some errors.
 So httpx never sees it: requests go to /bot***/..., and a transport below httpx's
@@ -13,7 +14,6 @@ logging swaps the real token in just before the bytes go out. Error strings are 
 as well, in case a token ever turns up anyway.
 """
 
-import logging
 import re
 import urllib.request
 from collections.abc import Mapping
@@ -25,19 +25,22 @@ import httpx
 from alerts import templates
 from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
-from alerts.secrets import mask_text
 from alerts.senders.base import SendResult
-from alerts.senders.http_common import http_base_url, json_object
-
-log = logging.getLogger("alerts.senders.telegram")
+from alerts.senders.http_common import (
+    DEFAULT_POOL,
+    DEFAULT_TIMEOUT,
+    HttpProvider,
+    http_base_url,
+    json_object,
+    pool_limits,
+    timeouts,
+)
+from alerts.senders.provider import entry_points
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 TOKEN_PLACEHOLDER = "***"
-DEFAULT_TIMEOUT = 15.0
-UNREACHABLE_COOLDOWN = 30.0
 
 _TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
-_CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
 
 
 @dataclass(frozen=True)
@@ -59,18 +62,6 @@ def parse_config(env: Mapping[str, str]) -> TelegramConfig | None:
         raise UsageError("TELEGRAM_BOT_TOKEN is malformed: expected <bot id>:<secret> "
                          "exactly as @BotFather gave it (without the 'bot' prefix)")
     return TelegramConfig(token=token, api_base=http_base_url(env, "TELEGRAM_API_BASE", DEFAULT_API_BASE))
-
-
-def check_config(env: Mapping[str, str]) -> str | None:
-    """Validate the Telegram settings without calling Telegram: a one-line summary (the bot
-    id, never the token), None when TELEGRAM_BOT_TOKEN is not set, UsageError when malformed."""
-    config = parse_config(env)
-    return config.describe() if config else None
-
-
-def from_env(env: Mapping[str, str]) -> "TelegramSender | None":
-    config = parse_config(env)
-    return TelegramSender(config) if config else None
 
 
 def env_proxy(url: str) -> str | None:
@@ -98,53 +89,38 @@ class BotTokenTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-def chat_problem(chat_id: str) -> str | None:
-    return None if _CHAT_ID.match(chat_id) else "invalid Telegram chat id (digits, or @channelname)"
-
-
 def retry_after_of(body: Mapping[str, object]) -> float | None:
     parameters = body.get("parameters")
     value = parameters.get("retry_after") if isinstance(parameters, dict) else None
     return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
-class TelegramSender:
+class TelegramSender(HttpProvider):
     name = "telegram"
+    channel = "telegram"
+    label = "Telegram"
 
-    def __init__(self, config: TelegramConfig, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, config: TelegramConfig, timeout: float = DEFAULT_TIMEOUT,
+                 connections: int = DEFAULT_POOL) -> None:
         self.config = config
-        self.retry_after: float | None = None  # seconds Telegram asked us to wait (429)
-        inner = httpx.HTTPTransport(proxy=env_proxy(config.api_base), retries=0)
-        self._client = httpx.Client(
+        self.secret = config.token
+        inner = httpx.HTTPTransport(proxy=env_proxy(config.api_base), retries=0, limits=pool_limits(connections))
+        super().__init__(httpx.Client(
             base_url=config.api_base,
             transport=BotTokenTransport(config.token, inner),
             trust_env=False,  # proxies come from env_proxy, on the inner transport
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        )
+            timeout=timeouts(timeout),
+        ))
 
     def __repr__(self) -> str:
         return f"TelegramSender({self.config.describe()})"
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        self.retry_after = None
-        chat_id = message.destination.strip()
-        problem = chat_problem(chat_id)
-        if problem:
-            return self._failed(message, permanent=True, error=problem)
-        payload = {"chat_id": chat_id, "text": templates.telegram_html(message), "parse_mode": "HTML",
-                   "disable_web_page_preview": True}
-        try:
-            response = self._client.post(f"/bot{TOKEN_PLACEHOLDER}/sendMessage", json=payload)
-        except httpx.TimeoutException:
-            self.retry_after = UNREACHABLE_COOLDOWN
-            return self._failed(message, permanent=False, error="Telegram did not answer in time (timeout)")
-        except httpx.HTTPError as error:
-            self.retry_after = UNREACHABLE_COOLDOWN
-            return self._failed(message, permanent=False,
-                                error=f"cannot reach Telegram: {type(error).__name__}: {error}")
-        return self._outcome(message, response)
+    def request(self, message: OutgoingMessage) -> tuple[str, dict[str, object]]:
+        payload = {"chat_id": message.destination.strip(), "text": templates.telegram_html(message),
+                   "parse_mode": "HTML", "disable_web_page_preview": True}
+        return f"/bot{TOKEN_PLACEHOLDER}/sendMessage", {"json": payload}
 
-    def _outcome(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
+    def classify(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
         status = response.status_code
         body = json_object(response)
         result = body.get("result")
@@ -152,21 +128,12 @@ class TelegramSender:
             return SendResult.sent(str(result["message_id"]))
         detail = f"Telegram {status}: {body.get('description') or response.reason_phrase or 'unexpected answer'}"
         if status == 429:
-            self.retry_after = retry_after_of(body)
-            suffix = f" (retry after {self.retry_after:g}s)" if self.retry_after is not None else ""
-            return self._failed(message, permanent=False, error=detail + suffix)
+            wait = retry_after_of(body)
+            suffix = f" (retry after {wait:g}s)" if wait is not None else ""
+            return self.failed(message, permanent=False, error=detail + suffix, retry_after=wait, throttled=True)
         if status in (401, 404):
-            return self._failed(message, permanent=False, error=f"{detail} (check TELEGRAM_BOT_TOKEN)")
-        return self._failed(message, permanent=400 <= status < 500, error=detail)
+            return self.failed(message, permanent=False, error=f"{detail} (check TELEGRAM_BOT_TOKEN)")
+        return self.failed(message, permanent=400 <= status < 500, error=detail)
 
-    def _failed(self, message: OutgoingMessage, permanent: bool, error: str) -> SendResult:
-        error = mask_text(" ".join(error.split()), self.config.token)
-        log.warning("telegram delivery %s %s: %s", message.delivery_id, "failed" if permanent else "deferred",
-                    error)
-        return SendResult.permanent(error) if permanent else SendResult.transient(error)
 
-    def flush(self) -> None:
-        """Nothing buffered: a message is Telegram's once it answered ok."""
-
-    def close(self) -> None:
-        self._client.close()
+from_env, check_config = entry_points(parse_config, TelegramSender)

@@ -3,12 +3,12 @@
 POST {TWILIO_API_BASE}/2010-04-01/Accounts/{sid}/Messages.json with basic auth sid:token
 and the form fields To, From, Body (plain text, at most 1600 characters). Outcomes:
 201 {"sid": "SM..."} -> SENT with the sid; 429, 5xx, timeouts and connection errors ->
-TRANSIENT; 401 (wrong sid or token: our settings, not the message) -> TRANSIENT; any other
+TRANSIENT (a 429 also slows the channel down for the rest of the run); 401 (wrong sid or
+token: our settings, not the message) -> TRANSIENT; any other
 4xx (e.g. 400 code 21211, not a valid phone number) -> PERMANENT with Twilio's code and
 message. The auth token never appears in an error or a log record.
 """
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,24 +16,29 @@ from dataclasses import dataclass, field
 import httpx
 
 from alerts import templates
+from alerts.destinations import normalized
 from alerts.errors import UsageError
 from alerts.render import OutgoingMessage
-from alerts.secrets import mask_text
 from alerts.senders.base import SendResult
-from alerts.senders.http_common import http_base_url, json_object, retry_after_header
-
-log = logging.getLogger("alerts.senders.twilio")
+from alerts.senders.http_common import (
+    DEFAULT_POOL,
+    DEFAULT_TIMEOUT,
+    HttpProvider,
+    http_base_url,
+    json_object,
+    pool_limits,
+    retry_after_header,
+    timeouts,
+)
+from alerts.senders.provider import entry_points
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 BODY_MAX_CHARS = 1600
-DEFAULT_TIMEOUT = 15.0
-UNREACHABLE_COOLDOWN = 30.0
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _AUTH_TOKEN = re.compile(r"^[0-9A-Za-z]{16,}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-_PHONE_FORMATTING = re.compile(r"[\s().-]")
 
 
 @dataclass(frozen=True)
@@ -73,59 +78,33 @@ def parse_config(env: Mapping[str, str]) -> TwilioConfig | None:
     return TwilioConfig(account_sid=sid, auth_token=token, sender=sender, api_base=api_base)
 
 
-def check_config(env: Mapping[str, str]) -> str | None:
-    """Validate the Twilio settings without calling Twilio: a one-line summary (never the
-    token), None when Twilio is not configured, UsageError when something is malformed."""
-    config = parse_config(env)
-    return config.describe() if config else None
-
-
-def from_env(env: Mapping[str, str]) -> "TwilioSmsSender | None":
-    config = parse_config(env)
-    return TwilioSmsSender(config) if config else None
-
-
-def phone_number(destination: str) -> str | None:
-    """destination without spaces, dots, dashes and parentheses; None when it is not a phone number."""
-    number = _PHONE_FORMATTING.sub("", destination)
-    return number if re.fullmatch(r"\+?\d{3,15}", number) else None
-
-
-class TwilioSmsSender:
+class TwilioSmsSender(HttpProvider):
     name = "twilio"
+    channel = "sms"
+    label = "Twilio"
 
-    def __init__(self, config: TwilioConfig, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, config: TwilioConfig, timeout: float = DEFAULT_TIMEOUT,
+                 connections: int = DEFAULT_POOL) -> None:
         self.config = config
-        self.retry_after: float | None = None
+        self.secret = config.auth_token
         self._path = f"/2010-04-01/Accounts/{config.account_sid}/Messages.json"
-        self._client = httpx.Client(
+        super().__init__(httpx.Client(
             base_url=config.api_base,
             auth=httpx.BasicAuth(config.account_sid, config.auth_token),
             headers={"accept": "application/json"},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        )
+            timeout=timeouts(timeout),
+            limits=pool_limits(connections),
+        ))
 
     def __repr__(self) -> str:
         return f"TwilioSmsSender({self.config.describe()})"
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        self.retry_after = None
-        number = phone_number(message.destination)
-        if number is None:
-            return self._failed(message, permanent=True, error="invalid phone number")
-        form = {"To": number, "From": self.config.sender, "Body": templates.sms_text(message)[:BODY_MAX_CHARS]}
-        try:
-            response = self._client.post(self._path, data=form)
-        except httpx.TimeoutException:
-            self.retry_after = UNREACHABLE_COOLDOWN
-            return self._failed(message, permanent=False, error="Twilio did not answer in time (timeout)")
-        except httpx.HTTPError as error:
-            self.retry_after = UNREACHABLE_COOLDOWN
-            return self._failed(message, permanent=False,
-                                error=f"cannot reach Twilio: {type(error).__name__}: {error}")
-        return self._outcome(message, response)
+    def request(self, message: OutgoingMessage) -> tuple[str, dict[str, object]]:
+        form = {"To": normalized("sms", message.destination), "From": self.config.sender,
+                "Body": templates.sms_text(message)[:BODY_MAX_CHARS]}
+        return self._path, {"data": form}
 
-    def _outcome(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
+    def classify(self, message: OutgoingMessage, response: httpx.Response) -> SendResult:
         status = response.status_code
         body = json_object(response)
         if status in (200, 201) and isinstance(body.get("sid"), str):
@@ -134,20 +113,12 @@ class TwilioSmsSender:
         detail = (f"Twilio {status}{f' code {code}' if code else ''}: "
                   f"{body.get('message') or response.reason_phrase or 'unexpected answer'}")
         if status == 429:
-            self.retry_after = retry_after_header(response)
-            return self._failed(message, permanent=False, error=detail)
+            return self.failed(message, permanent=False, error=detail, retry_after=retry_after_header(response),
+                               throttled=True)
         if status == 401:
-            return self._failed(message, permanent=False,
-                                error=f"{detail} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
-        return self._failed(message, permanent=400 <= status < 500, error=detail)
+            return self.failed(message, permanent=False,
+                               error=f"{detail} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
+        return self.failed(message, permanent=400 <= status < 500, error=detail)
 
-    def _failed(self, message: OutgoingMessage, permanent: bool, error: str) -> SendResult:
-        error = mask_text(" ".join(error.split()), self.config.auth_token)
-        log.warning("sms delivery %s %s: %s", message.delivery_id, "failed" if permanent else "deferred", error)
-        return SendResult.permanent(error) if permanent else SendResult.transient(error)
 
-    def flush(self) -> None:
-        """Nothing buffered: a message is Twilio's once it answered 201."""
-
-    def close(self) -> None:
-        self._client.close()
+from_env, check_config = entry_points(parse_config, TwilioSmsSender)

@@ -1,7 +1,9 @@
 """Fake provider APIs for the sender tests: real servers on 127.0.0.1, answering as the real ones document.
 
 FakeHttpApi is the shared part: a ThreadingHTTPServer on a free loopback port, run in a
-thread, recording every request. Each fake decides its answers in respond().
+thread, recording every request with the time it arrived. Each connection has a thread of its
+own, so the fake serves many requests at once; delay makes every answer take that long, like
+a provider on the far side of the internet. Each fake decides its answers in respond().
 """
 
 import json
@@ -21,6 +23,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when the request had arrived
 
     def json(self) -> JsonBody:
         return json.loads(self.body)
@@ -47,10 +50,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _handle(self) -> None:
+        arrived = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         request = RecordedRequest(method=self.command, path=urlsplit(self.path).path,
                                   headers={k.lower(): v for k, v in self.headers.items()},
-                                  body=self.rfile.read(length) if length else b"")
+                                  body=self.rfile.read(length) if length else b"", at=arrived)
         fake = self.server.fake
         with fake.lock:
             fake.requests.append(request)
@@ -77,6 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # many clients connect at once; the default backlog of 5 would drop some
     fake: "FakeHttpApi"
 
 

@@ -1,16 +1,22 @@
 """A real SMTP server for the tests (aiosmtpd on 127.0.0.1) that records what it receives.
 
 refuse[address] = "451 4.7.1 ..." or "550 5.1.1 ..." answers RCPT TO for that address;
+defer_share answers 451 to that share of messages the first time their Message-ID is seen
+(chosen by a hash of it, so the same ones every run);
 drop_after_data closes the connection right after a message is accepted, like a server
 that hangs up on idle clients; data_delay seconds pass between receiving a message and
-answering 250 (data_started is set when the first one arrives), like a slow relay.
+answering 250 (data_started is set when the first one arrives), like a slow relay or a
+provider far away; sessions are served concurrently, each waits on its own.
 Optional AUTH (users: login -> password), STARTTLS (tls_context) or implicit TLS (smtps_context).
 """
 
 import asyncio
+import hashlib
+import re
 import ssl
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -29,6 +35,7 @@ class ReceivedMessage:
     peer: tuple[str, int]
     tls: bool
     raw: bytes
+    at: float = 0.0  # time.monotonic() when it was accepted
 
     @property
     def email(self) -> EmailMessage:
@@ -47,9 +54,14 @@ class RecordingHandler:
     refuse: dict[str, str] = field(default_factory=dict)
     drop_after_data: bool = False
     data_delay: float = 0.0
+    defer_share: float = 0.0
     data_started: threading.Event = field(default_factory=threading.Event)
     messages: list[ReceivedMessage] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
+    deferred: set[str] = field(default_factory=set)  # Message-IDs answered 451
+    in_flight: int = 0  # messages whose DATA is being answered right now
+    most_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -59,15 +71,47 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append(ReceivedMessage(
-            mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos), peer=tuple(session.peer),
-            tls=_encrypted(server), raw=bytes(envelope.original_content or b"")))
+        raw = bytes(envelope.original_content or b"")
+        deferred = self.defer_share and self._defer_once(raw)
+        if not deferred:
+            received = ReceivedMessage(mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
+                                       peer=tuple(session.peer), tls=_encrypted(server), raw=raw,
+                                       at=time.monotonic())
+            with self.lock:
+                self.messages.append(received)
         self.data_started.set()
-        if self.data_delay:
-            await asyncio.sleep(self.data_delay)
+        self.in_flight += 1  # the event loop's thread only: no lock needed
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.data_delay:
+                await asyncio.sleep(self.data_delay)
+        finally:
+            self.in_flight -= 1
+        if deferred:
+            return "451 4.3.0 Temporary failure, try again later"
         if self.drop_after_data and server.transport is not None:
             asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 2.0.0 Message accepted for delivery"
+
+
+    def _defer_once(self, raw: bytes) -> bool:
+        message_id = message_id_of(raw)
+        if int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:4]) % 10_000 >= self.defer_share * 10_000:
+            return False
+        with self.lock:
+            if message_id in self.deferred:
+                return False
+            self.deferred.add(message_id)
+            return True
+
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
+
+
+def message_id_of(raw: bytes) -> str:
+    """The Message-ID header of a raw message, without parsing the rest of it."""
+    found = _MESSAGE_ID.search(raw)
+    return found.group(1).decode() if found else ""
 
 
 def _encrypted(server: SMTP) -> bool:

@@ -1,0 +1,88 @@
+"""Keeps one channel within its limits while many threads send on it.
+
+A Pacer hands out start times: evenly spaced at the channel's steady rate (a little wider than
+1/rate, so that what the provider receives stays under the rate over any one-second window even
+when the network delays one request more than the next), never sooner than the destination's
+own interval (a little wider too) after its previous message, and never more than per_minute in any minute (beyond
+that the channel waits until a minute has passed since the oldest of them). slow_down() halves
+the rate for the rest of the run, when a provider answered "too many requests".
+"""
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from alerts.senders.limits import ChannelLimits
+
+SPACING_MARGIN = 0.03  # starts 3 % further apart than 1/rate: the rate is met within 3 %, never exceeded
+MIN_RATE = 1 / 60  # slowing down never goes below one message a minute
+
+
+class Pacer:
+    def __init__(self, limits: ChannelLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rate = limits.per_second
+        self._per_minute = limits.per_minute
+        self._destination_interval = limits.per_destination_interval
+        self._next_start = 0.0
+        self._next_by_destination: dict[str, float] = {}
+        self._minute: deque[float] = deque()
+        self._second: deque[float] = deque()  # starts in the last second, to slow an unpaced channel
+
+    @property
+    def per_second(self) -> float | None:
+        return self._rate
+
+    def reserve(self, destination: str) -> float | None:
+        """The monotonic time this message may start at, reserved; None when the per-minute limit
+        is used up (for minute_wait() seconds)."""
+        with self._lock:
+            now = self._clock()
+            if not self._minute_has_room(now):
+                return None
+            start = max(now, self._next_start, self._next_by_destination.get(destination, 0.0))
+            if self._rate:
+                self._next_start = start + (1 + SPACING_MARGIN) / self._rate
+            if self._destination_interval:
+                self._next_by_destination[destination] = start + self._destination_interval * (1 + SPACING_MARGIN)
+                if len(self._next_by_destination) > 10_000:
+                    self._forget_destinations(now)
+            self._note_start(start)
+            return start
+
+    def minute_wait(self) -> float:
+        """Seconds until the per-minute limit admits another message (0 when it does now)."""
+        with self._lock:
+            now = self._clock()
+            return 0.0 if self._minute_has_room(now) else self._minute[0] + 60 - now
+
+    def slow_down(self) -> float:
+        """Halve the rate (an unpaced channel: half what it sent in the last second) for the rest
+        of the run; returns the new rate."""
+        with self._lock:
+            now = self._clock()
+            while self._second and self._second[0] <= now - 1:
+                self._second.popleft()
+            current = self._rate if self._rate else max(len(self._second), 1)
+            self._rate = max(current / 2, MIN_RATE)
+            return self._rate
+
+    def _minute_has_room(self, now: float) -> bool:
+        if self._per_minute is None:
+            return True
+        while self._minute and self._minute[0] <= now - 60:
+            self._minute.popleft()
+        return len(self._minute) < self._per_minute
+
+    def _note_start(self, start: float) -> None:
+        if self._per_minute is not None:
+            self._minute.append(start)
+        if not self._rate:
+            self._second.append(start)
+            while self._second[0] <= start - 1:
+                self._second.popleft()
+
+    def _forget_destinations(self, now: float) -> None:
+        self._next_by_destination = {d: t for d, t in self._next_by_destination.items() if t > now}

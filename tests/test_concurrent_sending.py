@@ -1,0 +1,163 @@
+"""Phase C with many messages in flight, through real providers on loopback that answer after a
+delay: the configured concurrency is used and never exceeded, each message goes out once, the
+channel's pace holds over every second (overall and per chat), a 429 slows the channel down for the
+rest of the run, and claims are sized from the rate and the lease."""
+
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from alerts.concurrent_delivery import claim_size
+from alerts.senders.base import LocalSender
+from tests import seed
+from tests.conftest import run_runner
+from tests.fakes.smtp_server import FakeSmtpServer, message_id_of
+from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.twilio_api import FakeTwilioApi
+
+BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
+TWILIO_SID, TWILIO_TOKEN = "AC" + "0123456789abcdef" * 2, "f" * 32
+_DELIVERY_ID = re.compile(r"<alerts-v2-delivery-(\d+)@")
+
+
+def fan_out(conn: psycopg.Connection, users: int, events: int, channel: str) -> int:
+    seed.population(conn, users=users, events=events, channels=(channel,))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    row = conn.execute("SELECT count(*) FROM user_alert_deliveries").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def smtp_env(server: FakeSmtpServer) -> dict[str, str]:
+    return {"SMTP_URL": f"smtp://127.0.0.1:{server.port}?starttls=never", "EMAIL_FROM": "alerts@example.com"}
+
+
+def telegram_env(api: FakeTelegramApi) -> dict[str, str]:
+    return {"TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_API_BASE": api.base_url}
+
+
+def statuses(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall())
+
+
+def busiest_second(times: list[float]) -> int:
+    ordered, most, first = sorted(times), 0, 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def counts_of(result) -> dict:  # noqa: ANN001 - a CompletedProcess
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("concurrency", [8, 3])
+def test_emails_go_out_as_many_at_once_as_configured_and_each_once(conn, db_url, concurrency):
+    total = fan_out(conn, users=120, events=1, channel="email")
+    with FakeSmtpServer() as server:
+        server.handler.data_delay = 0.1
+        counts = counts_of(run_runner(db_url, "--phase", "c", env={
+            **smtp_env(server), "ALERTS_CONCURRENCY_EMAIL": str(concurrency)}))
+        ids = [int(_DELIVERY_ID.search(message_id_of(m.raw)).group(1)) for m in server.messages]  # type: ignore[union-attr]
+        most = server.handler.most_in_flight
+    assert counts["sent"] == total == len(ids) == len(set(ids))
+    assert statuses(conn) == {"sent": total}
+    assert most == concurrency, f"{most} DATA answers were awaited at once, {concurrency} configured"
+
+
+def test_telegram_keeps_its_rate_over_every_second(conn, db_url):
+    total = fan_out(conn, users=70, events=1, channel="telegram")
+    with FakeTelegramApi(BOT_TOKEN) as api:
+        api.delay = 0.1
+        counts = counts_of(run_runner(db_url, "--phase", "c", env={
+            **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20"}))
+        times = sorted(r.at for r in api.requests)
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert counts["sent"] == total == len(times)
+    assert busiest_second(times) <= 20, f"{busiest_second(times)} requests within one second, 20/s configured"
+    assert rate >= 0.9 * 20, f"{rate:.1f}/s sent, 20/s configured"
+
+
+def test_one_chat_gets_at_most_one_message_a_second(conn, db_url):
+    total = fan_out(conn, users=1, events=4, channel="telegram")
+    with FakeTelegramApi(BOT_TOKEN) as api:
+        counts = counts_of(run_runner(db_url, "--phase", "c", env=telegram_env(api)))
+        times = sorted(r.at for r in api.requests)
+    assert counts["sent"] == total == 4
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.99, gaps
+
+
+def test_a_429_holds_telegram_and_slows_it_down_for_the_rest_of_the_run(conn, db_url):
+    total = fan_out(conn, users=50, events=1, channel="telegram")
+    with FakeTelegramApi(BOT_TOKEN) as api:
+        api.throttled_chats["100005"] = 1
+        throttle_once = api.send_message
+
+        def send_message(params: dict[str, object]):  # noqa: ANN202 - a Reply
+            reply = throttle_once(params)
+            api.throttled_chats.pop(str(params.get("chat_id")), None)
+            return reply
+
+        api.send_message = send_message  # type: ignore[method-assign]
+        counts = counts_of(run_runner(db_url, "--phase", "c", env={
+            **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20"}))
+        times = [r.at for r in api.requests]
+        [throttled_at] = [r.at for r in api.requests if r.json()["chat_id"] == "100005"][:1]
+    after = sorted(t for t in times if t > throttled_at + 0.05)  # not those already on their way
+    assert min(after) - throttled_at >= 0.95, "the channel was not held for retry_after"
+    assert busiest_second(after) <= 10, f"{busiest_second(after)} within a second after the 429: not slowed to 10/s"
+    assert counts["sent"] == total - 1 and counts["requeued"] == 1
+
+
+class Paced(LocalSender):
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+
+    def per_second(self, channel: str | None) -> float | None:
+        return self.rate
+
+
+def test_a_claim_is_what_the_channel_sends_in_half_its_lease():
+    from alerts.concurrent_delivery import Lane
+
+    lane = Lane("sms", threads=4)
+    assert claim_size(Paced(1.0), lane, batch_size=500, lease_seconds=300, now=0) == 150
+    assert claim_size(Paced(30.0), lane, batch_size=500, lease_seconds=300, now=0) == 500
+    assert claim_size(Paced(0.01), lane, batch_size=500, lease_seconds=60, now=0) == 1
+    assert claim_size(Paced(None), lane, batch_size=500, lease_seconds=300, now=0) == 500
+    lane.first_result_at, lane.sent = 0.0, 20  # 20 in 10 s measured: 2/s
+    assert claim_size(Paced(None), lane, batch_size=500, lease_seconds=60, now=10.0) == 60
+
+
+def test_slow_sms_is_claimed_a_lease_share_at_a_time_and_none_outlives_its_lease(conn, db_url):
+    """40 SMS at 4/s take 10 s, the lease is 4 s: claims of 8 (4/s x 4 s x 0.5) keep every claimed row
+    within its lease, so no other runner's reclaim could take one back while it is being sent."""
+    total = fan_out(conn, users=40, events=1, channel="sms")
+    conn.execute("UPDATE alerts_config SET lease_duration = '4 seconds'")
+    with FakeTwilioApi(TWILIO_SID, TWILIO_TOKEN) as api:
+        api.delay = 0.05
+        env = {"TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_FROM": "+15017122661",
+               "TWILIO_API_BASE": api.base_url, "ALERTS_RATE_LIMIT_SMS_PER_SECOND": "4"}
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(run_runner, db_url, "--phase", "c", env=env)
+            overdue = []
+            while not run.done():
+                row = conn.execute("SELECT count(*) FROM user_alert_deliveries"
+                                   " WHERE status = 'sending' AND lease_expires_at < now()").fetchone()
+                overdue.append(row[0] if row else -1)
+                time.sleep(0.2)
+            counts = counts_of(run.result())
+        sent = len(api.requests)
+    assert counts["sent"] == total == sent and counts["released"] == 0
+    assert counts["batches"] >= total // 8, counts
+    assert max(overdue) == 0, f"rows were still being sent after their lease ended: {overdue}"
+    assert statuses(conn) == {"sent": total}
