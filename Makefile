@@ -54,3 +54,6 @@ sqitch-revert: system-packages
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var
+
+samples: venv
+	$(PY) -m alerts.samples > docs/messages.md

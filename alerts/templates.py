@@ -479,8 +479,10 @@ def sms_parts(message: OutgoingMessage) -> tuple[str, str, list[str]]:
     if message.kind == "digest":
         items, more = shown_items(message, "sms")
         listed = "; ".join(f"{i.severity}/5 {sms_clean(i.headline)}" for i in items)
-        return (f"{sms_clean(message.headline)}. ", listed + (f"; +{more} more" if more else ""),
-                [". Details by email or in your account."])
+        window = message.window_start.strftime("%Y-%m-%d %H:%M UTC" if message.period == "hourly" else "%Y-%m-%d") \
+            if message.window_start else ""
+        return (f"{message.period.capitalize() or 'Daily'} alert digest {window}, {len(message.items)} "
+                f"alert{'s' if len(message.items) != 1 else ''}: ", listed + (f"; +{more} more" if more else ""), [])
     if facts.score is not None:
         label = f"{sms_clean(message.assets[0]).capitalize()} risk" if message.assets else "Risk"
         before = f" (was {score_text(facts.previous_score)})" if facts.previous_score is not None else ""
