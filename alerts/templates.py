@@ -438,12 +438,14 @@ def gsm7_septets(text: str) -> int | None:
         return None
 
 
-def sms_segment_fits(text: str) -> bool:
-    """Whether text fits one SMS segment: 160 GSM-7 septets, or 70 UTF-16 units outside GSM-7."""
+def sms_segment_fits(text: str, segments: int = 1) -> bool:
+    """Whether text fits that many SMS segments: 160 GSM-7 septets in one (153 each when
+    concatenated), or 70 UTF-16 units outside GSM-7 (67 each when concatenated)."""
     septets = gsm7_septets(text)
     if septets is not None:
-        return septets <= SMS_GSM7_SEGMENT
-    return len(text.encode("utf-16-le")) // 2 <= SMS_UCS2_SEGMENT
+        return septets <= (SMS_GSM7_SEGMENT if segments == 1 else 153 * segments)
+    units = len(text.encode("utf-16-le")) // 2
+    return units <= (SMS_UCS2_SEGMENT if segments == 1 else 67 * segments)
 
 
 def sms_clean(text: str) -> str:
@@ -451,25 +453,26 @@ def sms_clean(text: str) -> str:
 
 
 def sms_text(message: OutgoingMessage, settings: MessageSettings | None = None) -> str:
-    """Plain text within one segment where it can: what, how severe, where, when, why; the
-    headline is cut to fit, and the less important parts (the link first) left out before it."""
+    """Plain text within one segment where it can: what, how severe, where, when, why; the less
+    important parts (the link first) are left out, then the headline is cut to fit. Text outside
+    GSM-7 (a name in another script) makes the SMS UCS-2, whose one segment of 70 characters
+    cannot hold an alert: it may take two when the headline would otherwise be cut."""
     return cached("sms", message, settings or current_settings(), build_sms_text)
 
 
 def build_sms_text(message: OutgoingMessage, settings: MessageSettings) -> str:
     prefix, flexible, tails = sms_parts(message)
-    tails = [tail for tail in tails if tail]
+    tails = [tail for tail in tails if tail] or [""]
+    segments = 1 if sms_segment_fits(prefix + flexible + tails[0]) or gsm7_septets(prefix + flexible) is not None \
+        else 2
     for kept in range(len(tails), 0, -1):  # drop the last tails first, never the first one
         text = prefix + flexible + "".join(tails[:kept])
-        if sms_segment_fits(text):
+        if sms_segment_fits(text, segments):
             return text
-    if not tails and sms_segment_fits(prefix + flexible):
-        return prefix + flexible
-    essential = tails[0] if tails else ""
     room = len(flexible)
-    while room > 20 and not sms_segment_fits(prefix + shorten(flexible, room) + essential):
+    while room > 20 and not sms_segment_fits(prefix + shorten(flexible, room) + tails[0], segments):
         room -= 1
-    return shorten(prefix + shorten(flexible, room) + essential, SMS_TEXT_MAX_CHARS)
+    return shorten(prefix + shorten(flexible, room) + tails[0], SMS_TEXT_MAX_CHARS)
 
 
 def sms_parts(message: OutgoingMessage) -> tuple[str, str, list[str]]:
