@@ -163,9 +163,11 @@ def facts_statement(columns: dict[str, str]) -> sql.Composed:
 
 
 def web_link(value: object) -> str | None:
-    """value when it is an http(s) URL a recipient may follow, else None (no javascript:, no spaces)."""
+    """value when it is an http(s) URL a recipient may follow, else None (no javascript:, no spaces,
+    none of the characters a URL must percent-encode)."""
     text = str(value).strip() if value is not None else ""
-    if not text or len(text) > URL_MAX_CHARS or any(c.isspace() or not c.isprintable() for c in text):
+    if not text or len(text) > URL_MAX_CHARS or any(c.isspace() or not c.isprintable() or c in '"<>`\\^{|}'
+                                                    for c in text):
         return None
     try:
         parts = urlsplit(text)

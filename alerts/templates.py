@@ -38,7 +38,7 @@ WHAT_PREFS_COVER = {
 
 SUBJECT_MAX_CHARS = 200
 TELEGRAM_HEADLINE_MAX_CHARS = 300
-TELEGRAM_BODY_MAX_CHARS = 3000  # Telegram's limit is 4096 characters after entity parsing, facts included
+TELEGRAM_BODY_MAX_CHARS = 2500  # Telegram allows 4096 visible characters: headline, facts and footer need the rest
 SMS_GSM7_SEGMENT = 160  # septets in one GSM-7 segment
 SMS_UCS2_SEGMENT = 70  # UTF-16 units in one UCS-2 segment (text outside GSM-7)
 SMS_TEXT_MAX_CHARS = 306  # two GSM-7 segments: where one cannot hold the message
@@ -414,16 +414,22 @@ def build_telegram_html(message: OutgoingMessage, settings: MessageSettings) -> 
 
 
 def telegram_digest_lines(message: OutgoingMessage) -> str:
-    items, more = shown_items(message, "telegram")
-    lines = []
+    """One line per event, as many as fit TELEGRAM_BODY_MAX_CHARS of visible text, then how many more."""
+    items, _ = shown_items(message, "telegram")
+    lines: list[str] = []
+    visible = 0
     for item in items:
-        line = f"• [{item.severity}/5] {escape(shorten(one_line(item.headline), 200))} " \
+        plain = f"• [{item.severity}/5] {shorten(one_line(item.headline), 150)} ({item.region}{item_when(item)})"
+        if visible + len(plain) + 8 > TELEGRAM_BODY_MAX_CHARS:
+            break
+        visible += len(plain) + 8
+        line = f"• [{item.severity}/5] {escape(shorten(one_line(item.headline), 150))} " \
                f"({escape(item.region + item_when(item))})"
         if item.facts.source_url:
             line += " " + html_link(item.facts.source_url, "source")
         lines.append(line)
-    if more:
-        lines.append(f"... and {more} more")
+    if len(message.items) > len(lines):
+        lines.append(f"... and {len(message.items) - len(lines)} more")
     return "\n".join(lines)
 
 
