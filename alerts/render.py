@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from alerts import templates
 from alerts.message import NO_FACTS, DigestItem, EventFacts, OutgoingMessage
-from alerts.message_settings import MessageSettings
+from alerts.message_settings import MessageSettings, current_settings
 
 __all__ = ["OutgoingMessage", "render", "render_digest", "with_channel_texts"]
 
@@ -22,28 +22,29 @@ def with_channel_texts(message: OutgoingMessage, settings: MessageSettings | Non
 
 
 def render(row: dict[str, object]) -> OutgoingMessage:
-    """Build the message for one row returned by claim_deliveries()."""
+    """Build the message for one row returned by claim_deliveries(). Called once per delivery: the
+    event's texts come from the renderer's cache, so only a draft is built, once per event."""
     facts = row.get("facts")
+    facts = facts if isinstance(facts, EventFacts) else NO_FACTS
     detected_at = row.get("event_created_at")
-    message = OutgoingMessage(
-        delivery_id=int(row["delivery_id"]),  # type: ignore[call-overload]
-        user_id=int(row["user_id"]),  # type: ignore[call-overload]
-        channel=str(row["channel"]),
-        destination=str(row["destination"]),
-        subject=None,
-        body="",
-        alert_event_id=int(row["alert_event_id"]),  # type: ignore[call-overload]
-        attempt=int(row["attempts"]),  # type: ignore[call-overload]
-        alert_type=str(row["alert_type"]),
-        severity=int(row["severity"]),  # type: ignore[call-overload]
-        region=str(row["scope_region"]),
-        assets=tuple(str(a) for a in (row["scope_assets"] or [])),  # type: ignore[attr-defined]
-        headline=str(row["headline"]),
-        event_body=str(row["body"]),
-        detected_at=detected_at if isinstance(detected_at, datetime) else None,
-        facts=facts if isinstance(facts, EventFacts) else NO_FACTS,
-    )
-    return with_channel_texts(message)
+    detected_at = detected_at if isinstance(detected_at, datetime) else None
+    delivery_id = int(row["delivery_id"])  # type: ignore[call-overload]
+    channel = str(row["channel"])
+    alert_type, severity = str(row["alert_type"]), int(row["severity"])  # type: ignore[call-overload]
+    region, headline, event_body = str(row["scope_region"]), str(row["headline"]), str(row["body"])
+    assets = tuple(str(a) for a in (row["scope_assets"] or []))  # type: ignore[attr-defined]
+
+    def message(subject: str | None = None, body: str = "", html: str | None = None) -> OutgoingMessage:
+        return OutgoingMessage(
+            delivery_id=delivery_id, user_id=int(row["user_id"]),  # type: ignore[call-overload]
+            channel=channel, destination=str(row["destination"]), subject=subject, body=body,
+            alert_event_id=int(row["alert_event_id"]), attempt=int(row["attempts"]),  # type: ignore[call-overload]
+            alert_type=alert_type, severity=severity, region=region, assets=assets, headline=headline,
+            event_body=event_body, detected_at=detected_at, facts=facts, html=html)
+
+    key = templates.content_key_of("delivery", alert_type, severity, region, assets, headline, event_body,
+                                   detected_at, facts, (), "", None)
+    return message(*templates.texts_for(channel, f"delivery {delivery_id}", current_settings(), key, message))
 
 
 def digest_item(item: dict) -> DigestItem:

@@ -232,9 +232,16 @@ _cache: dict[tuple, object] = {}
 
 def content_key(message: OutgoingMessage) -> tuple:
     """Every input of a message's texts except the recipient and the reference."""
-    return (message.kind, message.alert_type, message.severity, message.region, message.assets, message.headline,
-            message.event_body, message.detected_at, message.facts, message.items, message.period,
-            message.window_start)
+    return content_key_of(message.kind, message.alert_type, message.severity, message.region, message.assets,
+                          message.headline, message.event_body, message.detected_at, message.facts, message.items,
+                          message.period, message.window_start)
+
+
+def content_key_of(kind: str, alert_type: str, severity: int, region: str, assets: tuple[str, ...], headline: str,
+                   event_body: str, detected_at: datetime | None, facts: EventFacts, items: tuple[DigestItem, ...],
+                   period: str, window_start: datetime | None) -> tuple:
+    return (kind, alert_type, severity, region, assets, headline, event_body, detected_at, facts, items, period,
+            window_start)
 
 
 def cached(what: str, message: OutgoingMessage, settings: MessageSettings,
@@ -513,11 +520,34 @@ def sms_parts(message: OutgoingMessage) -> tuple[str, str, list[str]]:
 
 def channel_texts(message: OutgoingMessage, settings: MessageSettings | None = None,
                   reference_text: str | None = None) -> tuple[str | None, str, str | None]:
-    """(subject, body, html) exactly as the message's channel's provider receives them."""
+    """(subject, body, html) exactly as the message's channel's provider receives them: the event's
+    texts for the channel, built once per event (one cache look-up), with the recipient's reference."""
     settings = settings or current_settings()
+    return texts_for(message.channel, reference_text or reference(message), settings, content_key(message),
+                     lambda: message)
+
+
+def texts_for(channel: str, reference_text: str, settings: MessageSettings, key: tuple,
+              message: Callable[[], OutgoingMessage]) -> tuple[str | None, str, str | None]:
+    """channel_texts() for the hot path: by content key, building the message (message()) only when
+    the event's texts are not cached yet."""
+    cache_key = ("texts", channel, settings, key)  # beside cached()'s ("subject", ...) entries
+    texts = _cache.get(cache_key)
+    if texts is None:
+        if len(_cache) >= CACHE_SIZE:
+            _cache.clear()
+        texts = _cache[cache_key] = build_marked_texts(message(), settings)
+    subject, body, html = texts  # type: ignore[misc]
+    if channel != "email":
+        return subject, body, html
+    return subject, body.replace(REFERENCE_MARK, reference_text), \
+        html.replace(REFERENCE_MARK, escape(reference_text)) if html is not None else None
+
+
+def build_marked_texts(message: OutgoingMessage, settings: MessageSettings) -> tuple[str | None, str, str | None]:
     if message.channel == "email":
-        return (email_subject(message, settings), email_text(message, reference_text, settings),
-                email_html(message, reference_text, settings))
+        return (build_email_subject(message, settings), build_email_text(message, settings),
+                build_email_html(message, settings))
     if message.channel == "telegram":
-        return None, telegram_html(message, settings), None
-    return None, sms_text(message, settings), None
+        return None, build_telegram_html(message, settings), None
+    return None, build_sms_text(message, settings), None
