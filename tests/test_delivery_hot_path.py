@@ -48,6 +48,7 @@ def test_render_cache_never_mixes_rows():
     rows = [_claimed_row(100 + n, user_id=n % 5, event_id=n % 3, attempts=1 + n % 2) for n in range(30)]
     rows.append(_claimed_row(200, user_id=9, event_id=1, headline="Outage 1, updated", scope_assets=None))
     rows.append(_claimed_row(201, user_id=9, event_id=1, severity=5))
+    rows.append(_claimed_row(202, user_id=9, event_id=1, headline="Outage 1, renamed"))  # only the headline differs
     rows += [_claimed_row(300 + n, user_id=n, event_id=n % 2, channel=channel, destination=destination)
              for n, (channel, destination) in enumerate([("telegram", "1001"), ("sms", "+15550000001")] * 3)]
     messages = [render(row) for row in rows]  # all through the warm cache first

@@ -83,7 +83,7 @@ def test_the_runner_refuses_a_bad_preferences_url_before_connecting():
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,<b>x</b>", "https://a.example/x y",
-                                 "//a.example/x", "https://", "mailto:x@example.com", "https://a.example/\u202e",
+                                 "//a.example/x", "https://", "mailto:x@example.com", "ftp://files.example.com/x", "https://a.example/\u202e",
                                  'https://a.example/"><script>'])
 def test_only_http_links_are_kept(url):
     assert web_link(url) is None
