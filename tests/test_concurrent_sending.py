@@ -80,9 +80,11 @@ def test_telegram_keeps_its_rate_over_every_second(conn, db_url):
         counts = counts_of(run_runner(db_url, "--phase", "c", env={
             **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20"}))
         times = sorted(r.at for r in api.requests)
+        # a connection's first request also waited for the handshake and the fake's new thread
+        paced = [r.at for r in api.requests if not r.first_on_connection]
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert counts["sent"] == total == len(times)
-    assert busiest_second(times) <= 20, f"{busiest_second(times)} requests within one second, 20/s configured"
+    assert busiest_second(paced) <= 20, f"{busiest_second(paced)} requests within one second, 20/s configured"
     assert rate >= 0.9 * 20, f"{rate:.1f}/s sent, 20/s configured"
 
 
@@ -110,11 +112,11 @@ def test_a_429_holds_telegram_and_slows_it_down_for_the_rest_of_the_run(conn, db
         api.send_message = send_message  # type: ignore[method-assign]
         counts = counts_of(run_runner(db_url, "--phase", "c", env={
             **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20"}))
-        times = [r.at for r in api.requests]
         [throttled_at] = [r.at for r in api.requests if r.json()["chat_id"] == "100005"][:1]
-    after = sorted(t for t in times if t > throttled_at + 0.05)  # not those already on their way
-    assert min(after) - throttled_at >= 0.95, "the channel was not held for retry_after"
-    assert busiest_second(after) <= 10, f"{busiest_second(after)} within a second after the 429: not slowed to 10/s"
+        after = [r for r in api.requests if r.at > throttled_at + 0.05]  # not those already on their way
+    assert min(r.at for r in after) - throttled_at >= 0.95, "the channel was not held for retry_after"
+    paced = [r.at for r in after if not r.first_on_connection]  # see test_telegram_keeps_its_rate_over_every_second
+    assert busiest_second(paced) <= 10, f"{busiest_second(paced)} within a second after the 429: not slowed to 10/s"
     assert counts["sent"] == total - 1 and counts["requeued"] == 1
 
 

@@ -99,3 +99,25 @@ def test_a_hard_stop_leaves_the_messages_of_unknown_fate_to_their_lease(queued, 
     # the messages in flight may or may not have gone out: their rows stay 'sending' for the lease;
     # the rows never handed to the provider are back in the queue with their attempt given back
     assert _statuses(queued) == [("queued", 0, EMAILS - in_flight), ("sending", 1, in_flight)]
+
+
+def test_with_many_in_flight_no_message_is_handed_over_after_the_stop_signal(conn, db_url):
+    """Three threads sending 0.3 s messages: after SIGTERM none of them begins another one (the
+    server notes when each message's MAIL FROM came), the three in flight are recorded."""
+    seed.population(conn, users=60, events=1, channels=("email",))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    with FakeSmtpServer() as smtp:
+        smtp.handler.data_delay = 0.3
+        runner = _start_runner(db_url, smtp, ALERTS_CONCURRENCY_EMAIL="3")
+        _wait_in_flight(smtp, 10)
+        signalled = time.monotonic()
+        runner.send_signal(signal.SIGTERM)
+        out, err = runner.communicate(timeout=60)
+        late = [m.started_at - signalled for m in smtp.messages if m.started_at > signalled + 0.02]
+        accepted = len(smtp.messages)
+    assert runner.returncode == 3, (out, err)
+    assert late == [], f"messages handed to the provider after the stop signal: {late}"
+    counts = json.loads(out.splitlines()[-1])
+    assert counts["sent"] == accepted and counts["sent"] + counts["released"] == counts["claimed"]
+    assert _statuses(conn) == [("queued", 0, 60 - accepted), ("sent", 1, accepted)]

@@ -24,6 +24,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     at: float = 0.0  # time.monotonic() when the request had arrived
+    first_on_connection: bool = True  # its arrival time includes connecting and the fake's thread start
 
     def json(self) -> JsonBody:
         return json.loads(self.body)
@@ -51,10 +52,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         arrived = time.monotonic()
+        first = not getattr(self, "_served_one", False)
+        self._served_one = True
         length = int(self.headers.get("Content-Length") or 0)
         request = RecordedRequest(method=self.command, path=urlsplit(self.path).path,
                                   headers={k.lower(): v for k, v in self.headers.items()},
-                                  body=self.rfile.read(length) if length else b"", at=arrived)
+                                  body=self.rfile.read(length) if length else b"", at=arrived,
+                                  first_on_connection=first)
         fake = self.server.fake
         with fake.lock:
             fake.requests.append(request)

@@ -35,7 +35,8 @@ class ReceivedMessage:
     peer: tuple[str, int]
     tls: bool
     raw: bytes
-    at: float = 0.0  # time.monotonic() when it was accepted
+    at: float = 0.0  # time.monotonic() when its DATA arrived
+    started_at: float = 0.0  # time.monotonic() of its MAIL FROM: when the client began to send it
 
     @property
     def email(self) -> EmailMessage:
@@ -63,6 +64,13 @@ class RecordingHandler:
     most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        session.mail_started_at = time.monotonic()  # type: ignore[attr-defined]
+        return "250 OK"
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if address in self.refuse:
@@ -76,7 +84,7 @@ class RecordingHandler:
         if not deferred:
             received = ReceivedMessage(mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
                                        peer=tuple(session.peer), tls=_encrypted(server), raw=raw,
-                                       at=time.monotonic())
+                                       at=time.monotonic(), started_at=getattr(session, "mail_started_at", 0.0))
             with self.lock:
                 self.messages.append(received)
         self.data_started.set()
