@@ -23,6 +23,7 @@ import psycopg
 
 from alerts import migrate
 from alerts.cli import run_command
+from alerts.database_url import validate_database_url
 from alerts.db import check_schema, connect
 from alerts.delivery import DEFAULT_BATCH_SIZE
 from alerts.errors import (
@@ -116,10 +117,7 @@ def fail_on_phase_c_problem(counts: dict[str, object]) -> None:
 
 
 def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        raise UsageError("DATABASE_URL is not set: export DATABASE_URL=postgresql://user@host:5432/dbname")
-    return url
+    return validate_database_url(os.environ.get("DATABASE_URL", "").strip())
 
 
 def emit(counts: dict[str, object]) -> None:

@@ -3,7 +3,7 @@
 import psycopg
 
 from alerts.errors import AlertsError
-from alerts.secrets import mask_text, mask_url
+from alerts.secrets import mask_text, mask_url, passwords_in
 
 # The functions a run calls; if one is missing the schema was never deployed.
 REQUIRED_FUNCTIONS = (
@@ -47,8 +47,9 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, prepare_threshold=None,
                                application_name="alerts_v2_runner")
     except psycopg.Error as error:
+        reason = mask_text(one_line(error), *passwords_in(url))
         raise AlertsError(
-            f"cannot connect to {mask_url(url)}: {one_line(error)} "
+            f"cannot connect to {mask_url(url)}: {reason} "
             "(check DATABASE_URL and that the server is running)"
         ) from None
 

@@ -2,7 +2,7 @@
 -- contract describes (fingerprint formats with UTC dates, severity mapping, score and 20%
 -- rise rules, configurable thresholds), idempotently, counting invalid rows without failing.
 BEGIN;
-SELECT plan(44);
+SELECT plan(50);
 
 -- A session time zone 14 hours ahead of UTC: a row calculated at 23:59 UTC is already
 -- "tomorrow" here, so a fingerprint date taken in the session time zone would be wrong.
@@ -206,6 +206,47 @@ SELECT is((alerts_phase_a() ->> 'invalid_source_rows')::int, 5, 'the NULL and 15
 SELECT set_eq($$SELECT scope_region FROM alert_events WHERE scope_region LIKE 'GAP%'$$,
               ARRAY['GAPNULL', 'GAP150'],
               'an invalid reading between 40 and 50 does not hide the 25% rise');
+
+-- An invalid newest reading is no reading: the older valid row behind it never fires instead.
+INSERT INTO risk_indices (region, window_days, risk_score, trend, calculated_at)
+SELECT r.region, 7, r.risk_score, 'up', c.edge - r.age
+  FROM clock c,
+       (VALUES ('NEWNULL', 90, interval '1 hour'), ('NEWNULL', NULL, interval '0'),
+               ('NEW150', 90, interval '1 hour'), ('NEW150', 150, interval '0')) AS r (region, risk_score, age);
+INSERT INTO asset_risk (asset, region, window_days, risk_score, direction, calculated_at)
+SELECT 'oil', 'NEWNULL', 7, r.risk_score, 'up', c.edge - r.age
+  FROM clock c, (VALUES (95, interval '1 hour'), (NULL, interval '0')) AS r (risk_score, age);
+-- An event inserted at 'infinity' would stay in the lookback for ever: it is invalid.
+INSERT INTO events (id, title, region, category, severity_score, inserted_at)
+VALUES (910090, 'Far future', 'Europe', 'energy', 5, 'infinity');
+CREATE TEMP TABLE run6 AS SELECT alerts_phase_a() AS r;
+SELECT is_empty($$SELECT 1 FROM alert_events WHERE scope_region IN ('NEWNULL', 'NEW150')$$,
+                'a NULL or out-of-range newest reading fires nothing, not even from the older row behind it');
+SELECT is_empty($$SELECT 1 FROM alert_events WHERE event_fingerprint = 'HIGH_IMPACT_EVENT:910090'$$,
+                'an events row inserted at infinity fires nothing');
+SELECT is((SELECT (r ->> 'invalid_source_rows')::int FROM run6), 9,
+          'the invalid newest readings and the infinite event are counted as invalid (5 before them)');
+
+-- Spike events record what they fired on, for Phase B's thresholds.
+SELECT set_eq($$SELECT scope_region, risk_score, fired_on_rise FROM alert_events
+                 WHERE scope_region IN ('GAPNULL', 'R95')$$,
+              $$VALUES ('GAPNULL'::text, 50::numeric, true), ('R95', 95, false)$$,
+              'a regional spike records its score and whether its rise rule held');
+SELECT ok(NOT EXISTS (SELECT 1 FROM alert_events
+                       WHERE alert_type = 'HIGH_IMPACT_EVENT' AND (risk_score IS NOT NULL OR fired_on_rise IS NOT NULL))
+          AND NOT EXISTS (SELECT 1 FROM alert_events
+                           WHERE alert_type = 'ASSET_RISK_SPIKE' AND (risk_score IS NULL OR fired_on_rise)),
+          'high-impact events carry no score; asset spikes carry their score and never a rise');
+
+-- A region or asset containing ':' is escaped in the fingerprint, so these two spikes do not collide.
+INSERT INTO asset_risk (asset, region, window_days, risk_score, direction, calculated_at)
+SELECT r.asset, r.region, 7, 80, 'up', c.edge FROM clock c,
+       (VALUES ('gas', 'Eu:oil'), ('oil:gas', 'Eu')) AS r (asset, region);
+SELECT alerts_phase_a();
+SELECT set_eq($$SELECT event_fingerprint FROM alert_events WHERE scope_region IN ('Eu:oil', 'Eu')$$,
+              (SELECT ARRAY['ASSET_RISK_SPIKE:Eu\:oil:gas:' || utc_day, 'ASSET_RISK_SPIKE:Eu:oil\:gas:' || utc_day]
+                 FROM clock),
+              'two spikes whose region and asset differ only in where the ":" sits keep two fingerprints');
 
 SELECT * FROM finish();
 ROLLBACK;

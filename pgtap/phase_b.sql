@@ -2,7 +2,7 @@
 -- (event, channel, kind) rows are created; every pending event is marked fanned out, also
 -- when nobody matched; daily quotas count UTC days; a second run creates nothing.
 BEGIN;
-SELECT plan(44);
+SELECT plan(46);
 
 DELETE FROM user_alert_deliveries;
 DELETE FROM alert_events;
@@ -47,7 +47,7 @@ INSERT INTO users (id, email, email_verified, telegram_chat_id, phone_number) VA
     (920006, 'u6@example.com', true, NULL, NULL),         -- specific regions that do not match
     (920007, 'u7@example.com', true, NULL, NULL),         -- asset filter
     (920008, 'u8@example.com', true, NULL, NULL),         -- asset NULL = any
-    (920009, 'u9@example.com', true, NULL, NULL),         -- threshold
+    (920009, 'u9@example.com', true, NULL, NULL),         -- threshold (ignored by HIGH_IMPACT_EVENT)
     (920010, 'u10@example.com', true, NULL, NULL),        -- disabled pref
     (920011, 'u11@example.com', false, 'tg-11', NULL),    -- email_verified false
     (920012, 'u12@example.com', NULL, NULL, NULL),        -- email_verified NULL
@@ -129,10 +129,10 @@ SELECT ok((SELECT r FROM run1) @> '{"phase": "b", "locked": true, "skipped": fal
           'a run that did its work reports phase b, locked true, skipped false');
 SELECT is((SELECT (r ->> 'events_fanned_out')::int FROM run1), 6, 'the 6 pending events within the lookback are fanned out');
 SELECT is((SELECT (r ->> 'deliveries_created')::int FROM run1),
-          25 + (SELECT CASE WHEN early THEN 1 ELSE 0 END FROM clock), 'deliveries_created counts the new rows');
+          33 + (SELECT CASE WHEN early THEN 1 ELSE 0 END FROM clock), 'deliveries_created counts the new rows');
 
 -- Fan-out marks.
-SELECT set_eq('SELECT id FROM alert_events WHERE fanout_completed_at = now()',
+SELECT set_eq('SELECT id FROM alert_events WHERE fanout_completed_at >= now()',
               ARRAY[930001, 930002, 930003, 930004, 930005, 930006]::bigint[],
               'exactly the pending events get fanout_completed_at');
 SELECT ok((SELECT fanout_completed_at IS NOT NULL FROM alert_events WHERE id = 930006)
@@ -171,8 +171,8 @@ SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries
               $$VALUES (930004::bigint, 'email'::text, 'instant'::text), (930005, 'email', 'instant')$$,
               'asset NULL matches every asset');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920009',
-              $$VALUES (930001::bigint, 'email'::text, 'instant'::text)$$,
-              'threshold 5: severity 5 matches, severity 3 does not');
+              $$VALUES (930001::bigint, 'email'::text, 'instant'::text), (930002, 'email', 'instant')$$,
+              'HIGH_IMPACT_EVENT ignores the threshold: a pref with threshold 5 gets the severity-3 event too');
 SELECT is_empty('SELECT 1 FROM new_deliveries WHERE user_id = 920010', 'a disabled pref gets nothing');
 SELECT is_empty('SELECT 1 FROM new_deliveries WHERE user_id = 920011',
                 'email_verified false gets nothing, not even telegram');
@@ -180,10 +180,11 @@ SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries
               $$VALUES (930001::bigint, 'email'::text, 'instant'::text), (930002, 'email', 'instant')$$,
               'email_verified NULL gets deliveries; no telegram_chat_id means no telegram row');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920013',
-              $$VALUES (930001::bigint, 'telegram'::text, 'instant'::text)$$,
+              $$VALUES (930001::bigint, 'telegram'::text, 'instant'::text), (930002, 'telegram', 'instant')$$,
               'no email address: telegram only');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920014',
-              $$VALUES (930001::bigint, 'email'::text, 'instant'::text), (930001, 'sms', 'instant')$$,
+              $$VALUES (930001::bigint, 'email'::text, 'instant'::text), (930001, 'sms', 'instant'),
+                       (930002, 'email', 'instant'), (930002, 'sms', 'instant')$$,
               'sms "enabled": true gives an sms row; telegram "enabled": false gives none');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920015',
               $$VALUES (930001::bigint, 'email'::text, 'instant'::text), (930001, 'telegram', 'instant'),
@@ -196,13 +197,14 @@ SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries
               $$VALUES (930001::bigint, 'email'::text, 'instant'::text)$$,
               'max_per_day null falls back to max_email_alerts_per_day 1');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920018',
-              $$VALUES (930001::bigint, 'email'::text, 'digest'::text)$$,
+              $$VALUES (930001::bigint, 'email'::text, 'digest'::text), (930002, 'email', 'digest')$$,
               'pref delivery_mode digest gives a digest row');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920019',
-              $$VALUES (930001::bigint, 'email'::text, 'digest'::text), (930001, 'telegram', 'instant')$$,
+              $$VALUES (930001::bigint, 'email'::text, 'digest'::text), (930001, 'telegram', 'instant'),
+                       (930002, 'email', 'digest'), (930002, 'telegram', 'instant')$$,
               'plan email "digest": true makes email a digest, telegram stays instant');
 SELECT set_eq('SELECT alert_event_id, channel, delivery_kind FROM new_deliveries WHERE user_id = 920020',
-              $$VALUES (930001::bigint, 'email'::text, 'instant'::text)$$,
+              $$VALUES (930001::bigint, 'email'::text, 'instant'::text), (930002, 'email', 'instant')$$,
               'pref delivery_mode instant beats the plan''s digest flag');
 SELECT is_empty('SELECT 1 FROM new_deliveries WHERE user_id = 920021', 'a user with no prefs gets nothing');
 SELECT set_eq('SELECT alert_event_id FROM new_deliveries WHERE user_id = 920022',
@@ -219,15 +221,20 @@ SELECT set_eq(
              (930001, 920003, 'email', 'instant'), (930003, 920004, 'email', 'instant'),
              (930003, 920005, 'email', 'instant'), (930004, 920007, 'email', 'instant'),
              (930004, 920008, 'email', 'instant'), (930005, 920008, 'email', 'instant'),
-             (930001, 920009, 'email', 'instant'), (930001, 920012, 'email', 'instant'),
+             (930001, 920009, 'email', 'instant'), (930002, 920009, 'email', 'instant'),
+             (930001, 920012, 'email', 'instant'),
              (930002, 920012, 'email', 'instant'), (930001, 920013, 'telegram', 'instant'),
+             (930002, 920013, 'telegram', 'instant'),
              (930001, 920014, 'email', 'instant'), (930001, 920014, 'sms', 'instant'),
+             (930002, 920014, 'email', 'instant'), (930002, 920014, 'sms', 'instant'),
              (930001, 920015, 'email', 'instant'), (930001, 920015, 'telegram', 'instant'),
              (930002, 920015, 'telegram', 'instant'), (930001, 920016, 'email', 'instant'),
              (930001, 920017, 'email', 'instant'), (930001, 920018, 'email', 'digest'),
+             (930002, 920018, 'email', 'digest'),
              (930001, 920019, 'email', 'digest'), (930001, 920019, 'telegram', 'instant'),
-             (930001, 920020, 'email', 'instant')$$,
-    'the first run creates exactly the 25 expected deliveries (besides the UTC-day case)');
+             (930002, 920019, 'email', 'digest'), (930002, 920019, 'telegram', 'instant'),
+             (930001, 920020, 'email', 'instant'), (930002, 920020, 'email', 'instant')$$,
+    'the first run creates exactly the 33 expected deliveries (besides the UTC-day case)');
 
 -- A second run creates nothing, even for a pref added since: fanned-out events stay done.
 INSERT INTO user_alert_prefs (user_id, alert_type, region) VALUES (920021, 'HIGH_IMPACT_EVENT', 'Europe');
@@ -296,6 +303,36 @@ SELECT set_eq('SELECT channel, delivery_kind FROM user_alert_deliveries WHERE al
 SELECT set_eq('SELECT channel, delivery_kind FROM user_alert_deliveries WHERE alert_event_id = 930012 AND user_id = 920005',
               $$VALUES ('email'::text, 'instant'::text)$$,
               'email max_per_day null and max_email_alerts_per_day NULL: email without a cap');
+
+-- A pref's threshold is a risk score (0-100) for spikes: the spike's risk_score is at least the
+-- threshold, or the regional spike fired on its rise. A spike stored before risk_score existed
+-- (NULL) matches every threshold. (Comparing the threshold with severity 1-5 once made a
+-- threshold of 70, the original application's value, match no spike at all.)
+INSERT INTO plan_settings (plan_code, allowed_alert_types, max_email_alerts_per_day, delivery_config) VALUES
+    ('spikes', '{REGIONAL_RISK_SPIKE,ASSET_RISK_SPIKE}', NULL, '{}');
+INSERT INTO user_plans (user_id, plan) VALUES (920006, 'spikes'), (920007, 'spikes'), (920008, 'spikes'), (920010, 'spikes');
+INSERT INTO user_alert_prefs (user_id, alert_type, region, asset, threshold) VALUES
+    (920006, 'REGIONAL_RISK_SPIKE', 'global', NULL, 70),
+    (920007, 'REGIONAL_RISK_SPIKE', 'global', NULL, 80),
+    (920008, 'ASSET_RISK_SPIKE', 'global', NULL, 90),
+    (920010, 'REGIONAL_RISK_SPIKE', 'global', NULL, NULL);
+INSERT INTO alert_events (id, alert_type, scope_region, scope_assets, severity, headline, event_fingerprint,
+                          risk_score, fired_on_rise) VALUES
+    (930013, 'REGIONAL_RISK_SPIKE', 'R1', '{}', 3, 'E13: score 75', 'pgtap:b:930013', 75, false),
+    (930014, 'REGIONAL_RISK_SPIKE', 'R2', '{}', 3, 'E14: score 72 on a rise', 'pgtap:b:930014', 72, true),
+    (930015, 'REGIONAL_RISK_SPIKE', 'R3', '{}', 4, 'E15: stored before risk_score', 'pgtap:b:930015', NULL, NULL),
+    (930016, 'ASSET_RISK_SPIKE', 'Gulf', '{oil}', 4, 'E16: score 85', 'pgtap:b:930016', 85, false),
+    (930017, 'ASSET_RISK_SPIKE', 'Gulf', '{gas}', 5, 'E17: score 92', 'pgtap:b:930017', 92, false);
+SELECT alerts_phase_b();
+SELECT set_eq(
+    $$SELECT alert_event_id, user_id FROM user_alert_deliveries WHERE alert_event_id BETWEEN 930013 AND 930017$$,
+    $$VALUES (930013::bigint, 920006::bigint), (930014, 920006), (930015, 920006),
+             (930014, 920007), (930015, 920007),
+             (930017, 920008),
+             (930013, 920010), (930014, 920010), (930015, 920010)$$,
+    'spike thresholds compare the risk score: 70 gets 75, 80 gets only the rise and the unscored spike, 90 gets 92 not 85');
+SELECT ok(EXISTS (SELECT 1 FROM user_alert_deliveries WHERE alert_event_id = 930013 AND user_id = 920006),
+          'a threshold of 70 (the original application''s value) reaches a severity-3 spike scored 75');
 
 SELECT * FROM finish();
 ROLLBACK;

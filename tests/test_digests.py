@@ -227,3 +227,20 @@ def test_phase_d_never_adds_a_member_to_a_digest_being_claimed(conn, db_url):
     assert attached == (1,), "Phase D attached a member to a digest that a sender had claimed"
     assert result and result[0]["deliveries_digested"] == 0
     assert conn.execute("SELECT alerts_phase_d()").fetchone()[0]["deliveries_digested"] == 1
+
+
+def test_the_digest_subject_names_the_utc_window_whatever_the_database_time_zone(conn, db_url, tmp_path):
+    """A database whose TimeZone is UTC-10: the runner's session reads window_start in that zone,
+    and the subject must still name the UTC day and hour the window starts at."""
+    _digest_user(conn)
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    conn.execute(f"ALTER DATABASE {database} SET timezone TO 'Etc/GMT+10'")
+    conn.execute("UPDATE alerts_config SET digest_period = 'hourly'")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = date_trunc('day', now()) - interval '2 hours'")
+    outbox = tmp_path / "outbox.jsonl"
+    result = run_runner(db_url, "--phase", "all", env={"ALERTS_SENDER": f"file:{outbox}"})
+    assert result.returncode == 0, result.stderr
+    (window,) = conn.execute("SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
+                             "FROM alert_digests").fetchone()
+    (message,) = _outbox(outbox)
+    assert f"for {window} UTC:" in message["subject"], (window, message["subject"])

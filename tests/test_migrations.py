@@ -88,6 +88,9 @@ def test_reworked_functions_upgrade_each_release_and_revert_to_it(empty_db_url, 
             "record_digest_outcomes(text,bigint[],bigint[],text[])", "claim_deliveries(integer,text[])"} <= fenced
     sqitch(empty_db_url, "revert", "-y", "--to", "@v1.1")
     assert schema_of(empty_db_url) == at_v1_1
+    # The hardening: functions run as alerts_owner, spike thresholds, escaped fingerprints.
+    assert {"alerts_phase_a()", "alerts_phase_b()", "alerts_analyze_if_stale()", "alerts_assign_owner()",
+            "alerts_table_is_adopted(text)", "alerts_fingerprint_part(text)"} <= fenced
     sqitch(empty_db_url, "revert", "-y", "--to", "@v1.0")
     assert schema_of(empty_db_url) == at_v1_0
 
@@ -208,4 +211,4 @@ def test_only_the_scripts_that_need_it_run_statement_by_statement():
                     if not migrate.is_single_transaction(migrate.split_statements(
                         migrate.load_script(change.deploy_script)))}
     assert by_statement == {"legacy_upgrade_events", "legacy_upgrade_deliveries", "indexes_concurrently",
-                            "digests_indexes", "claim_tokens"}
+                            "digests_indexes", "claim_tokens", "alert_events_spike_fields"}

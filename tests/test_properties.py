@@ -6,9 +6,15 @@ of CONTRACT.md ("Alert types Phase A creates", "Who gets a delivery") plus the c
 the header comments of db/functions/phase_a_alert_events.sql and phase_b_fanout.sql:
 
 * Phase A: a row is invalid when its region (or asset) is NULL or blank after trimming spaces,
-  or its severity is NULL / outside 1-5, or its risk score is NULL / NaN / outside 0-100; the rise
-  rule compares with the previous valid reading of the region (window 7, any age).
-* Phase B: several matching prefs give one delivery per channel, instant when any matching pref
+  or its severity is NULL / outside 1-5, or its risk score is NULL / NaN / outside 0-100; the newest
+  reading of a region (or region and asset) decides, and an invalid newest reading means no reading
+  (the older row behind it does not fire); the rise rule compares with the previous valid reading of
+  the region (window 7, any age); a region or asset is escaped in the fingerprint ('\\' and ':'
+  get a backslash); a spike records its score and whether its rise rule held.
+* Phase B: a pref's threshold is a risk score: a spike matches when its risk_score is at least the
+  threshold or it fired on its rise, and a spike without a risk_score (stored before the column
+  existed) matches any threshold; HIGH_IMPACT_EVENT ignores it. Several matching prefs give one
+  delivery per channel, instant when any matching pref
   (or the plan default) says instant; a delivery_mode other than instant/digest counts as unset;
   a daily cap counts today's (UTC) non-skipped deliveries of the user and channel, and the most
   severe events (then the lowest id) win; a delivery_config value of the wrong JSON type counts
@@ -32,6 +38,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 ALL_TYPES = ("HIGH_IMPACT_EVENT", "REGIONAL_RISK_SPIKE", "ASSET_RISK_SPIKE")
+SPIKE_TYPES = ("REGIONAL_RISK_SPIKE", "ASSET_RISK_SPIKE")
 CHANNELS = ("email", "telegram", "sms")
 ENABLED_BY_DEFAULT = {"email": True, "telegram": True, "sms": False}
 PLAN_CODES = ("free", "personal", "trader", "pro", "enterprise")
@@ -168,7 +175,8 @@ class AssetRow:
 
 # Each table mixes ordinary rows (valid, recent, often over the thresholds, few regions so that
 # readings of one region compete) with hostile ones.
-ordinary_regions = st.sampled_from(["Europe", "Europe", " Europe ", "Asia", "O'Brien \"quoted\" <b>🔥</b>"])
+ordinary_regions = st.sampled_from(["Europe", "Europe", " Europe ", "Asia", "O'Brien \"quoted\" <b>🔥</b>",
+                                    "Europe:oil", "back\\slash:"])
 ordinary_scores = st.one_of(st.sampled_from([Decimal(10), Decimal(50), Decimal(70), Decimal(80), Decimal(90),
                                              Decimal(100)]), st.decimals(min_value=0, max_value=100, places=1))
 recent_event_ages = st.sampled_from([-1, 0, 1, 12, 25])
@@ -190,7 +198,7 @@ risk_rows = st.one_of(
               age_hours=spike_ages),
 )
 asset_rows = st.one_of(
-    st.builds(AssetRow, asset=st.sampled_from(["oil", "gas", " OIL ", "Gas"]), region=ordinary_regions,
+    st.builds(AssetRow, asset=st.sampled_from(["oil", "gas", " OIL ", "Gas", "oil:gas"]), region=ordinary_regions,
               window_days=st.just(7), score=ordinary_scores, age_hours=recent_spike_ages),
     st.builds(AssetRow, asset=asset_text, region=free_text(SPIKE_REGION_MAX_CHARS), window_days=st.just(7),
               score=ordinary_scores, age_hours=recent_spike_ages),  # hostile text
@@ -210,6 +218,8 @@ class ExpectedAlert:
     scope_assets: tuple[str, ...]
     severity: int
     driver_event_ids: tuple[int, ...]
+    risk_score: Decimal | None = None  # what a spike fired on
+    fired_on_rise: bool | None = None
 
 
 @dataclass
@@ -258,15 +268,20 @@ def model_phase_a(events: list[tuple[int, EventRow, datetime]], risks: list[tupl
         region = trimmed(row.region)
         if not considered(row, ts):
             model.verdicts[key] = "not window 7 or older than 2 days"
-        elif region is None or len(region) > REGION_MAX_CHARS or not valid_score(row.score):
+        elif region is None or len(region) > REGION_MAX_CHARS:
             model.invalid += 1
-            model.verdicts[key] = "invalid (blank or over-long region, or score outside 0-100)"
+            model.verdicts[key] = "invalid (blank or over-long region)"
         else:
-            assert row.score is not None
-            model.verdicts[key] = "valid, superseded by a newer reading"
+            if not valid_score(row.score):
+                model.invalid += 1
+            model.verdicts[key] = "superseded by a newer reading" + ("" if valid_score(row.score) else " (invalid)")
             if region not in newest_regional or (ts, risk_id) > newest_regional[region][:2]:
                 newest_regional[region] = (ts, risk_id, row.score)
-    for region, (ts, risk_id, score) in newest_regional.items():
+    for region, (ts, risk_id, newest_score) in newest_regional.items():
+        if not valid_score(newest_score):
+            model.verdicts[f"risk_indices#{risk_id}"] = "newest, invalid score: no reading, nothing fires"
+            continue
+        score = newest_score
         earlier = [(p_ts, p_id, p.score) for p_id, p, p_ts in risks
                    if trimmed(p.region) == region and p.window_days == SPIKE_WINDOW_DAYS and valid_score(p.score)
                    and (p_ts, p_id) < (ts, risk_id)]
@@ -275,8 +290,8 @@ def model_phase_a(events: list[tuple[int, EventRow, datetime]], risks: list[tupl
         key = f"risk_indices#{risk_id}"
         if score >= SPIKE_MIN_SCORE or rise:
             model.verdicts[key] = f"REGIONAL_RISK_SPIKE (newest; previous valid score {previous})"
-            add(f"REGIONAL_RISK_SPIKE:{region}:{utc_day(ts)}",
-                ExpectedAlert("REGIONAL_RISK_SPIKE", region, (), spike_severity(score), ()))
+            add(f"REGIONAL_RISK_SPIKE:{fingerprint_part(region)}:{utc_day(ts)}",
+                ExpectedAlert("REGIONAL_RISK_SPIKE", region, (), spike_severity(score), (), score, rise))
         else:
             model.verdicts[key] = f"newest, below 70 and no 20% rise over {previous}"
 
@@ -288,21 +303,25 @@ def model_phase_a(events: list[tuple[int, EventRow, datetime]], risks: list[tupl
         asset = asset.lower() if asset is not None else None
         if not considered(row, ts):
             model.verdicts[key] = "not window 7 or older than 2 days"
-        elif (region is None or len(region) > REGION_MAX_CHARS or asset is None or len(asset) > ASSET_MAX_CHARS
-              or not valid_score(row.score)):
+        elif region is None or len(region) > REGION_MAX_CHARS or asset is None or len(asset) > ASSET_MAX_CHARS:
             model.invalid += 1
-            model.verdicts[key] = "invalid (blank or over-long region/asset, or score outside 0-100)"
+            model.verdicts[key] = "invalid (blank or over-long region/asset)"
         else:
-            assert row.score is not None
-            model.verdicts[key] = "valid, superseded by a newer reading"
+            if not valid_score(row.score):
+                model.invalid += 1
+            model.verdicts[key] = "superseded by a newer reading" + ("" if valid_score(row.score) else " (invalid)")
             if (region, asset) not in newest_asset or (ts, asset_id) > newest_asset[region, asset][:2]:
                 newest_asset[region, asset] = (ts, asset_id, row.score)
-    for (region, asset), (ts, asset_id, score) in newest_asset.items():
+    for (region, asset), (ts, asset_id, newest_score) in newest_asset.items():
         key = f"asset_risk#{asset_id}"
+        if not valid_score(newest_score):
+            model.verdicts[key] = "newest, invalid score: no reading, nothing fires"
+            continue
+        score = newest_score
         if score >= SPIKE_MIN_SCORE:
             model.verdicts[key] = "ASSET_RISK_SPIKE (newest)"
-            add(f"ASSET_RISK_SPIKE:{region}:{asset}:{utc_day(ts)}",
-                ExpectedAlert("ASSET_RISK_SPIKE", region, (asset,), spike_severity(score), ()))
+            add(f"ASSET_RISK_SPIKE:{fingerprint_part(region)}:{fingerprint_part(asset)}:{utc_day(ts)}",
+                ExpectedAlert("ASSET_RISK_SPIKE", region, (asset,), spike_severity(score), (), score, False))
         else:
             model.verdicts[key] = "newest, below 70"
     return model
@@ -342,7 +361,13 @@ def seed_phase_a(conn: psycopg.Connection, events: list[EventRow], risks: list[R
 def alert_event_rows(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(
         "SELECT event_fingerprint, alert_type, scope_region, scope_assets, severity, driver_event_ids, "
-        "length(headline), length(body), fanout_completed_at FROM alert_events ORDER BY id").fetchall()
+        "length(headline), length(body), fanout_completed_at, risk_score, fired_on_rise "
+        "FROM alert_events ORDER BY id").fetchall()
+
+
+def fingerprint_part(name: str) -> str:
+    """A region or asset as the fingerprint holds it: '\\' and ':' escaped with a backslash."""
+    return name.replace("\\", "\\\\").replace(":", "\\:")
 
 
 DAY = r"(\d{4}-\d{2}-\d{2})"
@@ -354,12 +379,12 @@ def fingerprint_problem(fp: str, alert_type: str, region: str, assets: list[str]
         ok = assets == [] and len(drivers) == 1 and fp == f"HIGH_IMPACT_EVENT:{drivers[0]}"
         return None if ok else "expected HIGH_IMPACT_EVENT:{events.id}"
     if alert_type == "REGIONAL_RISK_SPIKE":
-        match = re.fullmatch(re.escape(f"REGIONAL_RISK_SPIKE:{region}:") + DAY, fp, re.S)
+        match = re.fullmatch(re.escape(f"REGIONAL_RISK_SPIKE:{fingerprint_part(region)}:") + DAY, fp, re.S)
         if assets != [] or not match:
             return "expected REGIONAL_RISK_SPIKE:{region}:{YYYY-MM-DD}"
     elif alert_type == "ASSET_RISK_SPIKE":
-        match = len(assets) == 1 and re.fullmatch(re.escape(f"ASSET_RISK_SPIKE:{region}:{assets[0]}:") + DAY, fp,
-                                                  re.S)
+        match = len(assets) == 1 and re.fullmatch(
+            re.escape(f"ASSET_RISK_SPIKE:{fingerprint_part(region)}:{fingerprint_part(assets[0])}:") + DAY, fp, re.S)
         if not match:
             return "expected ASSET_RISK_SPIKE:{region}:{asset}:{YYYY-MM-DD}"
     else:
@@ -392,7 +417,7 @@ def test_phase_a_over_hostile_source_rows(conn, events, risks, assets):
     assert not duplicated, f"duplicate fingerprints: {duplicated}"
 
     # Every created event obeys the contract's fingerprint format and the engine's column rules.
-    for fp, alert_type, region, scope_assets, severity, drivers, headline_len, body_len, fanned in rows:
+    for fp, alert_type, region, scope_assets, severity, drivers, headline_len, body_len, fanned, *_ in rows:
         problem = fingerprint_problem(fp, alert_type, region, scope_assets, drivers)
         assert problem is None, f"fingerprint {fp[:120]!r} of a {alert_type}: {problem}"
         assert trimmed(region) == region and region, f"{fp[:120]!r}: scope_region {region[:60]!r} is blank/untrimmed"
@@ -417,7 +442,7 @@ def test_phase_a_over_hostile_source_rows(conn, events, risks, assets):
             assert sources, f"{fp[:120]!r} has no valid source row"
 
     # Against the model: the same fingerprints, the same columns, the same counts.
-    got = {r[0]: ExpectedAlert(r[1], r[2], tuple(r[3]), r[4], tuple(r[5])) for r in rows}
+    got = {r[0]: ExpectedAlert(r[1], r[2], tuple(r[3]), r[4], tuple(r[5]), r[9], r[10]) for r in rows}
     missing = sorted(set(model.alerts) - set(got))
     extra = sorted(set(got) - set(model.alerts))
     verdicts = "\n".join(f"  {k}: {v}" for k, v in model.verdicts.items())
@@ -485,6 +510,8 @@ class AlertRow:
     region: str
     asset: str
     severity: int
+    risk_score: Decimal | None = None  # spikes; None also for a spike stored before the column existed
+    fired_on_rise: bool | None = None  # regional spikes
 
     @property
     def scope_assets(self) -> list[str]:
@@ -530,8 +557,18 @@ earlier_deliveries = st.builds(
     status=st.sampled_from(["skipped", "sent", "queued", "failed", "skipped"]),  # skipped rows don't count
     today=st.sampled_from([True, True, False]),
 )
-alert_rows = st.builds(AlertRow, alert_type=st.sampled_from(ALL_TYPES), region=st.sampled_from(REGIONS_B),
-                       asset=st.sampled_from(ASSETS_B), severity=st.integers(1, 5))
+@st.composite
+def alert_rows(draw) -> AlertRow:
+    """An alert event as Phase A stores it: spikes carry a score (or none, stored before the
+    column existed) and regional spikes whether their rise rule held."""
+    alert_type = draw(st.sampled_from(ALL_TYPES))
+    region, asset, severity = draw(st.sampled_from(REGIONS_B)), draw(st.sampled_from(ASSETS_B)), draw(st.integers(1, 5))
+    if alert_type == "HIGH_IMPACT_EVENT":
+        return AlertRow(alert_type, region, asset, severity)
+    score = draw(st.sampled_from([None, Decimal(0), Decimal(50), Decimal(70), Decimal("79.5"), Decimal(80),
+                                  Decimal(90), Decimal(100)]))
+    rise = None if score is None else alert_type == "REGIONAL_RISK_SPIKE" and draw(st.booleans())
+    return AlertRow(alert_type, region, asset, severity, score, rise)
 
 
 @dataclass(frozen=True)
@@ -545,20 +582,22 @@ class World:
 @st.composite
 def worlds(draw) -> World:
     """Alerts first, then prefs that often aim at them (else hardly anyone would match anything)."""
-    alerts = tuple(draw(st.lists(alert_rows, min_size=1, max_size=5)))
+    alerts = tuple(draw(st.lists(alert_rows(), min_size=1, max_size=5)))
 
     def pref() -> PrefRow:
         target = draw(st.sampled_from(alerts))
+        # A threshold at the target's score and just above it.
+        target_thresholds = [] if target.risk_score is None else [int(target.risk_score), int(target.risk_score) + 1]
         mode = draw(st.sampled_from(["instant", "digest", None, None, "weekly", "INSTANT"]))
         if draw(st.sampled_from([True, True, False])):  # a pref meant to match the target
             return PrefRow(target.alert_type, draw(st.sampled_from(["global", target.region])),
                            draw(st.sampled_from([None, target.asset])),
-                           draw(st.sampled_from([None, target.severity, 1])), True, mode)
+                           draw(st.sampled_from([None, 70, 0, *target_thresholds])), True, mode)
         return PrefRow(  # anything, near misses included
             alert_type=draw(st.sampled_from([target.alert_type, *ALL_TYPES, "high_impact_event"])),
             region=draw(st.sampled_from(["global", target.region, *REGIONS_B, "GLOBAL", target.region.lower()])),
             asset=draw(st.sampled_from([None, target.asset, "oil", "OIL"])),
-            threshold=draw(st.sampled_from([None, target.severity, target.severity + 1, 0, 6, -1])),
+            threshold=draw(st.sampled_from([None, target.severity, 0, 70, 80, 100, 101, -1, *target_thresholds])),
             enabled=draw(st.booleans()),
             mode=mode,
         )
@@ -585,7 +624,7 @@ def worlds(draw) -> World:
 
     plans = {code: draw(plan_rows) for code in PLAN_CODES if draw(st.sampled_from([False, True, True, True]))}
     users = tuple(user() for _ in range(draw(st.integers(1, 8))))
-    return World(plans, users, alerts, draw(st.none() | alert_rows))
+    return World(plans, users, alerts, draw(st.none() | alert_rows()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,7 +659,8 @@ def pref_matches(pref: PrefRow, alert: AlertRow) -> bool:
     return (pref.enabled and pref.alert_type == alert.alert_type
             and (pref.region == "global" or pref.region == alert.region)
             and (alert.alert_type != "ASSET_RISK_SPIKE" or pref.asset is None or pref.asset in alert.scope_assets)
-            and (pref.threshold is None or alert.severity >= pref.threshold))
+            and (pref.threshold is None or alert.alert_type not in SPIKE_TYPES or alert.risk_score is None
+                 or alert.risk_score >= pref.threshold or alert.fired_on_rise is True))
 
 
 def destination(user: UserRow, channel: str) -> str | None:
@@ -694,8 +734,10 @@ def seed_phase_b(conn: psycopg.Connection, plans: dict[str, PlanRow], users: lis
     def insert_alert(row: AlertRow, fingerprint: str, created_at: datetime, fanned: datetime | None) -> int:
         (alert_id,) = conn.execute(
             "INSERT INTO alert_events (alert_type, scope_region, scope_assets, severity, headline, "
-            "event_fingerprint, created_at, fanout_completed_at) VALUES (%s, %s, %s, %s, 'h', %s, %s, %s) RETURNING id",
-            [row.alert_type, row.region, row.scope_assets, row.severity, fingerprint, created_at, fanned]).fetchone()
+            "event_fingerprint, created_at, fanout_completed_at, risk_score, fired_on_rise) "
+            "VALUES (%s, %s, %s, %s, 'h', %s, %s, %s, %s, %s) RETURNING id",
+            [row.alert_type, row.region, row.scope_assets, row.severity, fingerprint, created_at, fanned,
+             row.risk_score, row.fired_on_rise]).fetchone()
         return alert_id
 
     with conn.transaction():

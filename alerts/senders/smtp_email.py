@@ -130,13 +130,26 @@ def _query_flags(url: str, scheme: str) -> tuple[str, float]:
     return starttls, timeout
 
 
+def _decoded(value: str) -> str:
+    """A percent-encoded user or password; as typed when its escapes do not decode (a literal '%')."""
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return value
+
+
 def parse_config(env: Mapping[str, str]) -> SmtpConfig | None:
     """SMTP settings from env; None when SMTP_URL is not set; UsageError when malformed."""
     url = env.get("SMTP_URL", "").strip()
     if not url:
         return None
+    # The user information ends at the last '@' (a password may hold '@', '/', '?' or '#' as typed);
+    # the rest is an ordinary URL.
+    scheme_part, separator, rest = url.partition("://")
+    userinfo, at, host_part = rest.rpartition("@")
+    username, _, raw_password = userinfo.partition(":") if at else ("", "", "")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme_part}{separator}{host_part}")
         port = parts.port
     except ValueError:
         raise UsageError(f"SMTP_URL={mask_url(url)} is not a valid URL: "
@@ -147,10 +160,10 @@ def parse_config(env: Mapping[str, str]) -> SmtpConfig | None:
                          "or smtps://user:password@host:465")
     if parts.path not in ("", "/"):
         raise UsageError(f"SMTP_URL={mask_url(url)} must not have a path: use smtp://user:password@host:port")
-    starttls, timeout = _query_flags(url, scheme)
-    password = unquote(parts.password) if parts.password is not None else None
+    starttls, timeout = _query_flags(f"{scheme_part}{separator}{host_part}", scheme)
+    password = _decoded(raw_password) if at and ":" in userinfo else None
     return SmtpConfig(scheme=scheme, host=parts.hostname, port=port or DEFAULT_PORTS[scheme],
-                      username=unquote(parts.username) if parts.username else None, password=password,
+                      username=_decoded(username) if username else None, password=password,
                       starttls=starttls, timeout=timeout, email_from=parse_email_from(env, "SMTP_URL"),
                       masked_url=mask_url(url))
 

@@ -3,10 +3,17 @@
 -- Lock: alerts_v2_phase_a, transaction-scoped (safe behind PgBouncer).
 --
 -- Data rules (rows failing them are counted as "invalid" and never abort the run):
---   events        region blank/NULL, or severity_score NULL or outside 1-5
+--   events        region blank/NULL, severity_score NULL or outside 1-5, or inserted_at not
+--                 finite (an 'infinity' row would otherwise stay in the lookback for ever)
 --   risk rows     region (and asset) blank/NULL, region over 200 or asset over 100 characters
 --                 (they go into the fingerprint, whose index has a size limit), calculated_at
---                 not finite, or risk_score NULL or outside 0-100
+--                 not finite, or risk_score NULL, NaN or outside 0-100
+-- The newest reading of a region (or region and asset) decides: when its score is invalid the
+-- region has no reading this run and fires nothing; an older row never stands in for it.
+-- Fingerprints escape their region and asset with alerts_fingerprint_part() ('\' and ':'), so
+-- two different pairs never share one; names without those characters keep their old fingerprint.
+-- A spike event records the score it fired on (risk_score) and, for a regional spike, whether
+-- its rise rule held (fired_on_rise); Phase B compares prefs' thresholds with them.
 -- Headlines are cut to 200 characters and bodies to 2,000.
 --
 -- Cost: the lookback's events are read once to tell alerted from new ones before anything
@@ -50,7 +57,9 @@ DECLARE
                left(format('Severity %s/5 event in %s%s.', round(re.severity_score), re.region,
                            coalesce(' (' || nullif(btrim(re.category), '') || ')', '')), 2000) AS body,
                ARRAY[re.id]::bigint[] AS driver_event_ids,
-               'HIGH_IMPACT_EVENT:' || re.id AS event_fingerprint
+               'HIGH_IMPACT_EVENT:' || re.id AS event_fingerprint,
+               NULL::numeric AS risk_score,
+               NULL::boolean AS fired_on_rise
           FROM recent_events re
          WHERE re.region IS NOT NULL  -- checked again: the row may have changed since it was classified
            AND re.severity_score BETWEEN 1 AND 5
@@ -64,11 +73,13 @@ DECLARE
            AND ri.calculated_at::timestamptz >= now() - ($1).spike_max_age
     ),
     newest_regional_rows AS (
-        SELECT DISTINCT ON (rr.region) rr.*
-          FROM recent_regional_rows rr
-         WHERE rr.region IS NOT NULL AND length(rr.region) <= 200 AND isfinite(rr.calculated_at)
-           AND rr.risk_score BETWEEN 0 AND 100
-         ORDER BY rr.region, rr.calculated_at DESC, rr.id DESC
+        -- The newest reading per region, whatever its score: an invalid score means no reading.
+        SELECT newest.*
+          FROM (SELECT DISTINCT ON (rr.region) rr.*
+                  FROM recent_regional_rows rr
+                 WHERE rr.region IS NOT NULL AND length(rr.region) <= 200 AND isfinite(rr.calculated_at)
+                 ORDER BY rr.region, rr.calculated_at DESC, rr.id DESC) newest
+         WHERE newest.risk_score BETWEEN 0 AND 100
     ),
     regional_with_previous AS (
         SELECT nr.*, prev.risk_score AS previous_score
@@ -85,7 +96,9 @@ DECLARE
           ) prev ON true
     ),
     regional_spike_alerts AS (
-        SELECT 'REGIONAL_RISK_SPIKE'::text AS alert_type,
+        SELECT rs.alert_type, rs.scope_region, rs.scope_assets, rs.severity, rs.headline, rs.body,
+               rs.driver_event_ids, rs.event_fingerprint, rs.risk_score, rs.fired_on_rise
+          FROM (SELECT 'REGIONAL_RISK_SPIKE'::text AS alert_type,
                rp.region AS scope_region,
                '{}'::text[] AS scope_assets,
                CASE WHEN rp.risk_score >= 90 THEN 5 WHEN rp.risk_score >= 80 THEN 4 ELSE 3 END AS severity,
@@ -94,11 +107,14 @@ DECLARE
                            round(rp.risk_score, 1),
                            coalesce(format(' (previous %s)', round(rp.previous_score, 1)), '')), 2000) AS body,
                '{}'::bigint[] AS driver_event_ids,
-               format('REGIONAL_RISK_SPIKE:%s:%s', rp.region, to_char(rp.calculated_at, 'YYYY-MM-DD')) AS event_fingerprint
-          FROM regional_with_previous rp
-         WHERE rp.risk_score >= ($1).spike_min_score
-            OR (rp.previous_score > 0
-                AND rp.risk_score >= rp.previous_score * (1 + ($1).spike_min_rise_pct / 100))
+               format('REGIONAL_RISK_SPIKE:%s:%s', alerts_fingerprint_part(rp.region),
+                      to_char(rp.calculated_at, 'YYYY-MM-DD')) AS event_fingerprint,
+               rp.risk_score,
+               coalesce(rp.previous_score > 0
+                        AND rp.risk_score >= rp.previous_score * (1 + ($1).spike_min_rise_pct / 100),
+                        false) AS fired_on_rise
+          FROM regional_with_previous rp) rs
+         WHERE rs.risk_score >= ($1).spike_min_score OR rs.fired_on_rise
     ),
     recent_asset_rows AS (
         SELECT ar.id, nullif(btrim(ar.region), '') AS region, nullif(lower(btrim(ar.asset)), '') AS asset,
@@ -108,11 +124,14 @@ DECLARE
            AND ar.calculated_at::timestamptz >= now() - ($1).spike_max_age
     ),
     newest_asset_rows AS (
-        SELECT DISTINCT ON (ar.region, ar.asset) ar.*
-          FROM recent_asset_rows ar
-         WHERE ar.region IS NOT NULL AND length(ar.region) <= 200 AND isfinite(ar.calculated_at)
-           AND ar.asset IS NOT NULL AND length(ar.asset) <= 100 AND ar.risk_score BETWEEN 0 AND 100
-         ORDER BY ar.region, ar.asset, ar.calculated_at DESC, ar.id DESC
+        -- The newest reading per (region, asset), whatever its score: an invalid score means no reading.
+        SELECT newest.*
+          FROM (SELECT DISTINCT ON (ar.region, ar.asset) ar.*
+                  FROM recent_asset_rows ar
+                 WHERE ar.region IS NOT NULL AND length(ar.region) <= 200 AND isfinite(ar.calculated_at)
+                   AND ar.asset IS NOT NULL AND length(ar.asset) <= 100
+                 ORDER BY ar.region, ar.asset, ar.calculated_at DESC, ar.id DESC) newest
+         WHERE newest.risk_score BETWEEN 0 AND 100
     ),
     asset_spike_alerts AS (
         SELECT 'ASSET_RISK_SPIKE'::text AS alert_type,
@@ -123,7 +142,10 @@ DECLARE
                left(format('The %s-day %s risk score for %s is %s.', ($1).spike_window_days, na.asset, na.region,
                            round(na.risk_score, 1)), 2000) AS body,
                '{}'::bigint[] AS driver_event_ids,
-               format('ASSET_RISK_SPIKE:%s:%s:%s', na.region, na.asset, to_char(na.calculated_at, 'YYYY-MM-DD')) AS event_fingerprint
+               format('ASSET_RISK_SPIKE:%s:%s:%s', alerts_fingerprint_part(na.region), alerts_fingerprint_part(na.asset),
+                      to_char(na.calculated_at, 'YYYY-MM-DD')) AS event_fingerprint,
+               na.risk_score,
+               false AS fired_on_rise
           FROM newest_asset_rows na
          WHERE na.risk_score >= ($1).spike_min_score
     ),
@@ -145,9 +167,9 @@ DECLARE
     ),
     inserted_alerts AS (
         INSERT INTO alert_events (alert_type, scope_region, scope_assets, severity, headline, body,
-                                  driver_event_ids, event_fingerprint)
+                                  driver_event_ids, event_fingerprint, risk_score, fired_on_rise)
         SELECT alert_type, scope_region, scope_assets, severity, headline, body,
-               driver_event_ids, event_fingerprint
+               driver_event_ids, event_fingerprint, risk_score, fired_on_rise
           FROM candidate_alerts
         /* on conflict */
         RETURNING alert_type
@@ -181,7 +203,8 @@ BEGIN
       FROM (SELECT checked.id, checked.valid,
                    checked.valid AND checked.severity_score >= cfg.high_impact_min_severity AS high_impact
               FROM (SELECT e.id, e.severity_score,  -- compared as it is stored: a cast costs a third of the scan
-                           coalesce(btrim(e.region) <> '' AND e.severity_score BETWEEN 1 AND 5, false) AS valid
+                           coalesce(btrim(e.region) <> '' AND e.severity_score BETWEEN 1 AND 5
+                                    AND isfinite(e.inserted_at), false) AS valid
                       FROM events e
                      WHERE e.inserted_at >= now() - cfg.high_impact_lookback
                     OFFSET 0) checked  -- OFFSET 0: each rule evaluated once per row, not once per use

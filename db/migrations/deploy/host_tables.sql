@@ -5,6 +5,7 @@
 BEGIN;
 SET LOCAL lock_timeout = '5s';
 SET LOCAL client_min_messages = warning;
+\ir ../checks/roles_preflight.sql
 
 CREATE TABLE IF NOT EXISTS users (
     id bigserial PRIMARY KEY,

@@ -2,4 +2,5 @@
 BEGIN;
 SET LOCAL lock_timeout = '5s';
 \ir ../../functions/phase_a_alert_events.sql
+SELECT alerts_assign_owner();
 COMMIT;

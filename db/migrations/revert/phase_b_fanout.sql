@@ -1,2 +1,2 @@
--- Revert alerts_v2:phase_b_fanout to its @v1.0 version: that version's deploy script, frozen.
-\ir ../deploy/phase_b_fanout@v1.0.sql
+-- Revert alerts_v2:phase_b_fanout to its @v1.1 version: that version's deploy script, frozen.
+\ir ../deploy/phase_b_fanout@v1.1.sql

@@ -1,0 +1,7 @@
+-- Verify alerts_v2:engine_owner
+-- Division by zero unless alerts_owner is a plain role owning every SECURITY DEFINER function.
+SELECT 1 / count(*) FROM pg_roles
+ WHERE rolname = 'alerts_owner' AND NOT (rolsuper OR rolbypassrls OR rolcreaterole OR rolcanlogin);
+SELECT 1 / (count(*) = 0)::integer FROM pg_proc
+ WHERE pronamespace = 'public'::regnamespace AND prosecdef AND proowner <> 'alerts_owner'::regrole;
+SELECT 'alerts_assign_owner()'::regprocedure;
