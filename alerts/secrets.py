@@ -9,9 +9,10 @@ mistyped URL makes libpq read a piece of it as a host or a port and quote that i
 """
 
 import re
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
-from psycopg import conninfo
+from psycopg import conninfo, pq
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
@@ -20,9 +21,16 @@ SECRET_KEYS = r"password|passwd|pwd|sslpassword|token|secret|auth_token|api_key"
 _SCHEME = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)")
 # key=value secrets: a libpq quoted value ('...' with backslash escapes) or a bare one.
 _KEY_VALUE = re.compile(rf"(?i)\b(?P<key>{SECRET_KEYS})(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|[^\s&]+)")
-_KEY_VALUE_TO_NEXT_KEY = re.compile(rf"(?i)\b(?:{SECRET_KEYS})\s*=\s*(?P<value>[^'\s]\S*(?:\s+(?![\w.-]+\s*=)\S+)*)")
+_KEY_VALUE_TO_NEXT_KEY = re.compile(rf"(?i)\b(?:{SECRET_KEYS})\s*=\s*(?P<value>[^'\s].*)")
 _BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b")
 _URL_DELIMITERS = re.compile(r"[@/?#:&=\s]+")
+
+
+@lru_cache(maxsize=1)
+def _next_libpq_keyword() -> re.Pattern[str]:
+    """Whitespace, then a keyword libpq knows (host, dbname, ...) and '='."""
+    keywords = sorted((option.keyword.decode() for option in pq.Conninfo.get_defaults()), key=len, reverse=True)
+    return re.compile(r"\s+(?:" + "|".join(map(re.escape, keywords)) + r")\s*=")
 
 
 def is_libpq_string(value: str) -> bool:
@@ -73,9 +81,12 @@ def passwords_in(value: str) -> list[str]:
         if raw.startswith("'"):
             candidates.append(re.sub(r"\\(.)", r"\1", raw.strip("'")))
     if _SCHEME.match(value.lstrip()) is None:
-        # key=value pairs: an unquoted value with spaces (password=two words) is what the user
-        # meant, up to the next key=.
-        candidates.extend(m["value"] for m in _KEY_VALUE_TO_NEXT_KEY.finditer(value))
+        # key=value pairs: an unquoted value with spaces (password=two words=x) is what the user
+        # meant, up to the next keyword libpq knows.
+        for match in _KEY_VALUE_TO_NEXT_KEY.finditer(value):
+            rest = match["value"]
+            next_key = _next_libpq_keyword().search(rest)
+            candidates.append(rest[:next_key.start()] if next_key else rest)
     return [c for c in candidates if c]
 
 

@@ -13,8 +13,9 @@
 --                  REGIONAL_RISK_SPIKE Middle East (58 -> 82, severity 4),
 --                  ASSET_RISK_SPIKE Europe gas (88, severity 4)
 --   deliveries     14: 13 instant ones sent, 1 e-mail digest (dave, enterprise plan) left queued
---   alice  pro, e-mail + Telegram       HIGH_IMPACT_EVENT severity 5 anywhere, gas spikes anywhere  -> 4
---   bob    trader, SMS off in his plan  Middle East: high-impact events and regional spikes          -> 4
+--   alice  pro, e-mail + Telegram       high-impact events in Europe, gas spikes scored 80 or more -> 4
+--   bob    trader, SMS off in his plan  Middle East: high-impact events, regional spikes scored 90+
+--                                       or rising 20% (82, up from 58, reaches him on its rise)      -> 4
 --   carol  free: high-impact e-mail    every high-impact event; her regional-spike pref is not in her plan -> 3
 --   dave   enterprise, e-mail digests   Asia high-impact events: Telegram + SMS now, e-mail in the digest -> 2
 --   erin   pro, e-mail_verified false   gets nothing
@@ -77,13 +78,13 @@ DELETE FROM user_alert_prefs AS p
 INSERT INTO user_alert_prefs (user_id, alert_type, region, asset, threshold, enabled, delivery_mode)
 SELECT u.id, v.alert_type, v.region, v.asset, v.threshold, TRUE, v.delivery_mode
   FROM (VALUES
-            ('alice@demo.example', 'HIGH_IMPACT_EVENT', 'global', NULL::text, 5, NULL::text),
-            ('alice@demo.example', 'ASSET_RISK_SPIKE', 'global', 'gas', NULL::integer, NULL),
-            ('bob@demo.example', 'HIGH_IMPACT_EVENT', 'Middle East', NULL, 4, NULL),
-            ('bob@demo.example', 'REGIONAL_RISK_SPIKE', 'Middle East', NULL, NULL, 'instant'),
+            ('alice@demo.example', 'HIGH_IMPACT_EVENT', 'Europe', NULL::text, NULL::integer, NULL::text),
+            ('alice@demo.example', 'ASSET_RISK_SPIKE', 'global', 'gas', 80, NULL),
+            ('bob@demo.example', 'HIGH_IMPACT_EVENT', 'Middle East', NULL, NULL, NULL),
+            ('bob@demo.example', 'REGIONAL_RISK_SPIKE', 'Middle East', NULL, 90, 'instant'),
             ('carol@demo.example', 'HIGH_IMPACT_EVENT', 'global', NULL, NULL, NULL),
             ('carol@demo.example', 'REGIONAL_RISK_SPIKE', 'global', NULL, NULL, NULL),
-            ('dave@demo.example', 'HIGH_IMPACT_EVENT', 'Asia', NULL, 4, NULL),
+            ('dave@demo.example', 'HIGH_IMPACT_EVENT', 'Asia', NULL, NULL, NULL),
             ('dave@demo.example', 'ASSET_RISK_SPIKE', 'Europe', 'oil', NULL, NULL),
             ('erin@demo.example', 'HIGH_IMPACT_EVENT', 'global', NULL, NULL, NULL)
        ) AS v (email, alert_type, region, asset, threshold, delivery_mode)

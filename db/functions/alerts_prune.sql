@@ -8,7 +8,10 @@ SET search_path = pg_catalog, public, pg_temp
 AS $$
 -- Guarantees: deletes at most batch deliveries that are 'sent' or 'skipped' and at most
 -- batch finished runs, all created before now() - older_than; never a queued, sending or
--- failed delivery, never an alert event (their fingerprints keep Phase A idempotent).
+-- failed delivery, never an alert event (their fingerprints keep Phase A idempotent), and
+-- only the engine's own deliveries: kinds 'instant' and 'digest' on its channels (on a
+-- table adopted from a host application, rows of the host's kinds and channels, for
+-- example index digests or alerts shown in a web account, are the host's history).
 -- Lock: row locks of the DELETEs.
 DECLARE
     deliveries_deleted integer;
@@ -21,6 +24,7 @@ BEGIN
     WITH old_deliveries AS (
         SELECT d.id FROM user_alert_deliveries d
          WHERE d.status IN ('sent', 'skipped') AND d.created_at < now() - older_than
+           AND d.delivery_kind IN ('instant', 'digest') AND d.channel IN ('email', 'telegram', 'sms')
          ORDER BY d.id LIMIT batch
     )
     DELETE FROM user_alert_deliveries d USING old_deliveries o WHERE d.id = o.id;
@@ -37,4 +41,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION alerts_prune(interval, integer) IS
-    'Deletes up to batch sent/skipped deliveries and finished runs older than older_than; returns how many rows it deleted. Repeat until 0. Example: SELECT alerts_prune(''90 days'', 5000);';
+    'Deletes up to batch sent/skipped deliveries of the engine''s kinds and channels and finished runs older than older_than; returns how many rows it deleted. Repeat until 0. Example: SELECT alerts_prune(''90 days'', 5000);';

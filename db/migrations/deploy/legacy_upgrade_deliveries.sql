@@ -6,13 +6,23 @@
 -- Guarantees once it has run:
 --   * columns delivery_kind ('instant'), attempts (0), next_retry_at, last_error,
 --     claimed_at, lease_expires_at exist with the engine's defaults; status defaults to
---     'queued'; created_at and sent_at are timestamptz (legacy values read as UTC);
---     all without rewriting the table;
+--     'queued'; all without rewriting the table. The host's column types are kept
+--     (integer ids, timestamps without time zone, which the engine reads and writes as
+--     UTC); a missing next_retry_at or sent_at gets created_at's type, so the claim
+--     queue's coalesce(next_retry_at, created_at) stays one type (and indexable);
+--   * rows of kinds the engine does not own (the host's own delivery_kind values, rows
+--     without an alert event) are kept as they are; the engine never claims them;
+--   * the CHECKs the host's own writers could break hold only for rows a sender of
+--     the engine has attempted (attempts > 0): the host records outcomes whole, for
+--     example sent_at on a failed row, a 'sent' row without sent_at in the web account,
+--     a failure without last_error, a delivery_kind of its own;
 --   * every status is one of the contract's, legacy statuses mapped:
 --       pending   -> queued   (the pre-v2 name of queued)
 --       delivered -> sent     (confirmed by the provider: sent, and more)
 --       any other value outside the contract -> failed, last_error 'legacy status: <value>'
---     and legacy rows made to satisfy the engine's CHECKs without losing a value:
+--     and rows whose status is mapped, or that a sender attempted, made to satisfy the
+--     engine's CHECKs without losing a value (rows the host wrote whole and whose
+--     status is the contract's keep every value):
 --       sent without sent_at        sent_at = created_at
 --       not sent, with a sent_at    the time moves into last_error ('legacy sent_at: ...')
 --       failed without last_error   last_error says so
@@ -30,9 +40,14 @@
 -- EXCLUSIVE, which lets reads and writes go on.
 SET lock_timeout = '5s';
 SET client_min_messages = warning;
+-- Timestamps without time zone are UTC (the host's convention) in every comparison.
+SET timezone = 'UTC';
 
 -- 1. Missing columns and defaults. Metadata only: constant defaults are not written into rows.
 DO $$
+DECLARE
+    created_type text := (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                           WHERE attrelid = 'user_alert_deliveries'::regclass AND attname = 'created_at');
 BEGIN
     IF EXISTS (SELECT 1
                  FROM unnest(ARRAY['delivery_kind', 'attempts', 'next_retry_at', 'last_error', 'sent_at',
@@ -40,15 +55,17 @@ BEGIN
                 WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
                                    WHERE a.attrelid = 'user_alert_deliveries'::regclass AND a.attname = v2.attname
                                      AND NOT a.attisdropped)) THEN
-        ALTER TABLE user_alert_deliveries
-            ADD COLUMN IF NOT EXISTS delivery_kind text NOT NULL DEFAULT 'instant',
-            ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,
-            ADD COLUMN IF NOT EXISTS next_retry_at timestamptz,
-            ADD COLUMN IF NOT EXISTS last_error text,
-            ADD COLUMN IF NOT EXISTS sent_at timestamptz,
-            ADD COLUMN IF NOT EXISTS provider_message_id text,
-            ADD COLUMN IF NOT EXISTS claimed_at timestamptz,
-            ADD COLUMN IF NOT EXISTS lease_expires_at timestamptz;
+        EXECUTE format(
+            'ALTER TABLE user_alert_deliveries
+                 ADD COLUMN IF NOT EXISTS delivery_kind text NOT NULL DEFAULT %L,
+                 ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,
+                 ADD COLUMN IF NOT EXISTS next_retry_at %s,
+                 ADD COLUMN IF NOT EXISTS last_error text,
+                 ADD COLUMN IF NOT EXISTS sent_at %s,
+                 ADD COLUMN IF NOT EXISTS provider_message_id text,
+                 ADD COLUMN IF NOT EXISTS claimed_at timestamptz,
+                 ADD COLUMN IF NOT EXISTS lease_expires_at timestamptz',
+            'instant', created_type, created_type);
     END IF;
     IF (SELECT pg_get_expr(d.adbin, d.adrelid)
           FROM pg_attrdef d
@@ -86,47 +103,10 @@ BEGIN
 END
 $$;
 
--- 3. created_at and sent_at become timestamptz, read as UTC: no table rewrite in a UTC
---    session, but every index on them would be rebuilt under the ALTER's ACCESS
---    EXCLUSIVE lock. So such legacy (non-unique) indexes are recorded, dropped
---    CONCURRENTLY and rebuilt CONCURRENTLY afterwards from the record.
-INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail)
-SELECT 'deferred_index', 'user_alert_deliveries',
-       jsonb_build_object('name', c.relname, 'definition', pg_get_indexdef(i.indexrelid))
-  FROM pg_index i
-  JOIN pg_class c ON c.oid = i.indexrelid
- WHERE i.indrelid = 'user_alert_deliveries'::regclass
-   AND NOT i.indisunique
-   AND EXISTS (SELECT 1 FROM pg_attribute a
-                WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                  AND a.attname IN ('created_at', 'sent_at') AND a.atttypid = 'timestamp'::regtype)
-   AND NOT EXISTS (SELECT 1 FROM alerts_legacy_upgrade_log l
-                    WHERE l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries'
-                      AND l.detail ->> 'name' = c.relname);
-
-SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', l.detail ->> 'name')
-  FROM alerts_legacy_upgrade_log l
- WHERE l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries'
-   AND EXISTS (SELECT 1 FROM pg_attribute a
-                WHERE a.attrelid = 'user_alert_deliveries'::regclass AND a.attname IN ('created_at', 'sent_at')
-                  AND a.atttypid = 'timestamp'::regtype)
-\gexec
-
-DO $$
-DECLARE
-    legacy_column name;
-BEGIN
-    PERFORM set_config('timezone', 'UTC', true);
-    FOR legacy_column IN
-        SELECT attname FROM pg_attribute
-         WHERE attrelid = 'user_alert_deliveries'::regclass AND attname IN ('created_at', 'sent_at')
-           AND atttypid = 'timestamp'::regtype
-    LOOP
-        EXECUTE format('ALTER TABLE user_alert_deliveries ALTER COLUMN %I TYPE timestamptz', legacy_column);
-    END LOOP;
-END
-$$;
-
+-- 3. Column types are kept (see the header). An earlier version of this change turned
+--    created_at and sent_at into timestamptz, dropping the legacy indexes on them first
+--    and recording them as 'deferred_index'; one it recorded and did not rebuild (a
+--    deploy interrupted in between) is rebuilt here, CONCURRENTLY.
 -- A rebuild that failed earlier left an INVALID index under the name: dropped, then built again.
 SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname)
   FROM pg_index i
@@ -148,19 +128,41 @@ SET lock_timeout = '5s';
 
 -- 4. The engine's CHECK constraints, added NOT VALID (a short lock; new and updated rows
 --    are checked from now on). Existing rows are fixed in step 5 and validated in step 6.
+--    On an adopted table they admit what the host's writers store (see the header); a
+--    CHECK of the host's under the same name (its channel and status lists) is kept.
+--    One an interrupted earlier upgrade left NOT VALID with another definition (for
+--    example a delivery_kind list without the host's kinds) is replaced.
 DO $$
 DECLARE
     wanted record;
+    leftover record;
 BEGIN
+    FOR leftover IN
+        SELECT pc.conname
+          FROM pg_constraint pc
+          JOIN (VALUES ('user_alert_deliveries_delivery_kind_check', $c$CHECK ((delivery_kind <> ''::text))$c$),
+                       ('user_alert_deliveries_sent_has_sent_at',
+                        $c$CHECK ((((status = 'sent'::text) = (sent_at IS NOT NULL)) OR (attempts = 0)))$c$),
+                       ('user_alert_deliveries_failed_has_error',
+                        $c$CHECK (((status <> 'failed'::text) OR (last_error IS NOT NULL) OR (attempts = 0)))$c$)
+               ) AS host_compatible (conname, definition) ON host_compatible.conname = pc.conname
+         WHERE pc.conrelid = 'user_alert_deliveries'::regclass AND NOT pc.convalidated
+           AND pg_get_constraintdef(pc.oid) <> host_compatible.definition || ' NOT VALID'
+    LOOP
+        EXECUTE format('ALTER TABLE user_alert_deliveries DROP CONSTRAINT %I', leftover.conname);
+    END LOOP;
     FOR wanted IN
         SELECT *
           FROM (VALUES ('user_alert_deliveries_channel_check', $c$CHECK (channel IN ('email', 'telegram', 'sms'))$c$),
-                       ('user_alert_deliveries_delivery_kind_check', $c$CHECK (delivery_kind IN ('instant', 'digest'))$c$),
+                       -- The engine's kinds are 'instant' and 'digest'; the host has kinds of its own.
+                       ('user_alert_deliveries_delivery_kind_check', $c$CHECK (delivery_kind <> '')$c$),
                        ('user_alert_deliveries_status_check',
                         $c$CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped'))$c$),
                        ('user_alert_deliveries_attempts_check', 'CHECK (attempts >= 0)'),
-                       ('user_alert_deliveries_sent_has_sent_at', $c$CHECK ((status = 'sent') = (sent_at IS NOT NULL))$c$),
-                       ('user_alert_deliveries_failed_has_error', $c$CHECK (status <> 'failed' OR last_error IS NOT NULL)$c$),
+                       ('user_alert_deliveries_sent_has_sent_at',
+                        $c$CHECK ((status = 'sent') = (sent_at IS NOT NULL) OR attempts = 0)$c$),
+                       ('user_alert_deliveries_failed_has_error',
+                        $c$CHECK (status <> 'failed' OR last_error IS NOT NULL OR attempts = 0)$c$),
                        ('user_alert_deliveries_sending_was_attempted', $c$CHECK (status <> 'sending' OR attempts > 0)$c$),
                        ('user_alert_deliveries_sending_has_lease',
                         $c$CHECK ((status = 'sending') = (lease_expires_at IS NOT NULL))$c$),
@@ -200,7 +202,10 @@ BEGIN
                        WHEN d.status = 'delivered' THEN 'sent'
                        ELSE 'failed'
                    END AS status,
-                   d.status AS legacy_status
+                   d.status AS legacy_status,
+                   -- Rows the host wrote whole, with a contract status, keep every value.
+                   (d.status NOT IN ('queued', 'sending', 'sent', 'failed', 'skipped') OR d.attempts > 0
+                    OR d.status = 'sending') AS normalized
               FROM user_alert_deliveries d
              WHERE d.id > from_id AND d.id <= to_id
         ),
@@ -220,6 +225,7 @@ BEGIN
                    CASE WHEN m.status = 'sending' THEN coalesce(d.lease_expires_at, now()) END AS lease_expires_at
               FROM mapped m
               JOIN user_alert_deliveries d ON d.id = m.id
+             WHERE m.normalized
         )
         UPDATE user_alert_deliveries d
            SET status = f.status, sent_at = f.sent_at, last_error = f.last_error, attempts = f.attempts,
@@ -299,3 +305,4 @@ $$;
 
 RESET client_min_messages;
 RESET lock_timeout;
+RESET timezone;

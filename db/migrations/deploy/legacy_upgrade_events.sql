@@ -4,8 +4,11 @@
 -- nothing to do and takes no lock stronger than a read.
 --
 -- Guarantees once it has run:
---   * columns event_fingerprint and fanout_completed_at exist; created_at is timestamptz
---     (legacy values read as UTC), without rewriting the table;
+--   * columns event_fingerprint and fanout_completed_at exist, without rewriting the
+--     table; the host's column types are kept (integer ids, created_at without time
+--     zone: the host application compares it with naive UTC datetimes, and the engine
+--     reads and writes such columns as UTC), and a new fanout_completed_at gets
+--     created_at's type;
 --   * rows that existed before the upgrade count as fanned out (fanout_completed_at = the
 --     time of the upgrade), so Phase B never sends an old alert again;
 --   * every row has an event_fingerprint: the contract's rule where the alert type allows
@@ -14,7 +17,10 @@
 --   * a legacy-only column that is NOT NULL without a default accepts NULL, so the
 --     engine's INSERTs work (recorded in alerts_legacy_upgrade_log);
 --   * no row is deleted here (legacy_merge_duplicates merges duplicates), and no legacy
---     column is dropped, renamed or retyped.
+--     column is dropped, renamed or retyped;
+--   * the temporary CHECK standing for NOT NULL has a name of its own: PostgreSQL 18
+--     names a column's NOT NULL constraint <table>_<column>_not_null, and dropping a
+--     constraint of that name would drop the NOT NULL.
 --
 -- Safe on a large live table: this script has no BEGIN/COMMIT of its own, so each
 -- statement is its own transaction. Strong locks (ALTER TABLE) are held only for
@@ -22,6 +28,8 @@
 -- VALIDATE runs under SHARE UPDATE EXCLUSIVE, which lets reads and writes go on.
 SET lock_timeout = '5s';
 SET client_min_messages = warning;
+-- Timestamps without time zone are UTC (the host's convention) in every comparison.
+SET timezone = 'UTC';
 
 -- 1. Missing columns. Metadata only: constant defaults are stored once, not written
 --    into every row. fanout_completed_at is added with DEFAULT now() (STABLE: evaluated
@@ -32,7 +40,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute
                     WHERE attrelid = 'alert_events'::regclass AND attname = 'fanout_completed_at'
                       AND NOT attisdropped) THEN
-        ALTER TABLE alert_events ADD COLUMN fanout_completed_at timestamptz DEFAULT now();
+        -- Of created_at's type, so that the two compare without a time zone conversion.
+        EXECUTE format('ALTER TABLE alert_events ADD COLUMN fanout_completed_at %s DEFAULT now()',
+                       (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                         WHERE attrelid = 'alert_events'::regclass AND attname = 'created_at'));
         ALTER TABLE alert_events ALTER COLUMN fanout_completed_at DROP DEFAULT;
     END IF;
     IF EXISTS (SELECT 1
@@ -72,44 +83,10 @@ BEGIN
 END
 $$;
 
--- 3. created_at becomes timestamptz. Legacy values are read as UTC; with the session in
---    UTC PostgreSQL changes the type without rewriting the table, but it rebuilds every
---    index on the column while holding its ACCESS EXCLUSIVE lock. So such legacy indexes
---    (non-unique ones) are recorded, dropped CONCURRENTLY, and rebuilt CONCURRENTLY
---    after the change, from the record, also when a previous deploy died in between.
-INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail)
-SELECT 'deferred_index', 'alert_events',
-       jsonb_build_object('name', c.relname, 'definition', pg_get_indexdef(i.indexrelid))
-  FROM pg_index i
-  JOIN pg_class c ON c.oid = i.indexrelid
- WHERE i.indrelid = 'alert_events'::regclass
-   AND NOT i.indisunique
-   AND EXISTS (SELECT 1 FROM pg_attribute a
-                WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                  AND a.attname = 'created_at' AND a.atttypid = 'timestamp'::regtype)
-   AND NOT EXISTS (SELECT 1 FROM alerts_legacy_upgrade_log l
-                    WHERE l.kind = 'deferred_index' AND l.table_name = 'alert_events'
-                      AND l.detail ->> 'name' = c.relname);
-
-SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', l.detail ->> 'name')
-  FROM alerts_legacy_upgrade_log l
- WHERE l.kind = 'deferred_index' AND l.table_name = 'alert_events'
-   AND EXISTS (SELECT 1 FROM pg_attribute a
-                WHERE a.attrelid = 'alert_events'::regclass AND a.attname = 'created_at'
-                  AND a.atttypid = 'timestamp'::regtype)
-\gexec
-
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_attribute
-                WHERE attrelid = 'alert_events'::regclass AND attname = 'created_at'
-                  AND atttypid = 'timestamp'::regtype) THEN
-        PERFORM set_config('timezone', 'UTC', true);
-        ALTER TABLE alert_events ALTER COLUMN created_at TYPE timestamptz;
-    END IF;
-END
-$$;
-
+-- 3. Column types are kept (see the header). An earlier version of this change turned
+--    created_at into timestamptz, dropping the legacy indexes on it first and recording
+--    them as 'deferred_index'; one it recorded and did not rebuild (a deploy interrupted
+--    in between) is rebuilt here, CONCURRENTLY.
 -- A rebuild that failed earlier left an INVALID index under the name: dropped, then built again.
 SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname)
   FROM pg_index i
@@ -141,12 +118,14 @@ BEGIN
           FROM (VALUES ('alert_events_alert_type_check', $c$CHECK (alert_type ~ '^[A-Z][A-Z_]*$')$c$),
                        ('alert_events_severity_check', 'CHECK (severity BETWEEN 1 AND 5)'),
                        ('alert_events_fanout_after_creation', 'CHECK (fanout_completed_at >= created_at)'),
-                       -- Stands for NOT NULL until step 6 sets it (then it is dropped).
-                       ('alert_events_event_fingerprint_not_null', 'CHECK (event_fingerprint IS NOT NULL)')
+                       -- Stands for NOT NULL until step 6 sets it (then it is dropped). Never
+                       -- named <table>_<column>_not_null: PostgreSQL 18 gives that name to
+                       -- the column's own NOT NULL constraint.
+                       ('alert_events_event_fingerprint_present', 'CHECK (event_fingerprint IS NOT NULL)')
                ) AS c (conname, definition)
          WHERE NOT EXISTS (SELECT 1 FROM pg_constraint pc
                             WHERE pc.conrelid = 'alert_events'::regclass AND pc.conname = c.conname)
-           AND (c.conname <> 'alert_events_event_fingerprint_not_null'
+           AND (c.conname <> 'alert_events_event_fingerprint_present'
                 OR NOT (SELECT attnotnull FROM pg_attribute
                          WHERE attrelid = 'alert_events'::regclass AND attname = 'event_fingerprint'))
     LOOP
@@ -259,7 +238,7 @@ BEGIN
         SELECT conname FROM pg_constraint
          WHERE conrelid = 'alert_events'::regclass AND contype = 'c' AND NOT convalidated
            AND conname IN ('alert_events_alert_type_check', 'alert_events_severity_check',
-                           'alert_events_fanout_after_creation', 'alert_events_event_fingerprint_not_null')
+                           'alert_events_fanout_after_creation', 'alert_events_event_fingerprint_present')
          ORDER BY conname
     LOOP
         EXECUTE format('ALTER TABLE alert_events VALIDATE CONSTRAINT %I', unvalidated);
@@ -269,12 +248,14 @@ $$;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_constraint
-                WHERE conrelid = 'alert_events'::regclass AND conname = 'alert_events_event_fingerprint_not_null') THEN
+                WHERE conrelid = 'alert_events'::regclass AND conname = 'alert_events_event_fingerprint_present'
+                  AND contype = 'c' AND convalidated) THEN
         ALTER TABLE alert_events ALTER COLUMN event_fingerprint SET NOT NULL;
-        ALTER TABLE alert_events DROP CONSTRAINT alert_events_event_fingerprint_not_null;
+        ALTER TABLE alert_events DROP CONSTRAINT alert_events_event_fingerprint_present;
     END IF;
 END
 $$;
 
 RESET client_min_messages;
 RESET lock_timeout;
+RESET timezone;

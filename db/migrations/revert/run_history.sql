@@ -1,8 +1,2 @@
--- Revert alerts_v2:run_history
-BEGIN;
-DROP FUNCTION IF EXISTS alerts_prune(interval, integer);
-DROP FUNCTION IF EXISTS alerts_status();
-DROP FUNCTION IF EXISTS alerts_run_finished(bigint, text, jsonb, text);
-DROP FUNCTION IF EXISTS alerts_run_started(text);
-DROP TABLE IF EXISTS alerts_runs;
-COMMIT;
+-- Revert alerts_v2:run_history to its @v1.0 version: that version's deploy script, frozen.
+\ir ../deploy/run_history@v1.0.sql
