@@ -17,8 +17,9 @@ waits for it, and hands the message over only while the run is not stopping. So:
   released when it was never handed to a provider (held channel, stop signal, lost lock), or,
   when its send outlives the stop's grace or the run is stopped at once, stays 'sending' until
   its lease ends (its fate is unknown: another attempt must not race it);
-- a stop signal stops the threads from handing over new messages at once; the lock is checked
-  before every claim and every record (every second), and its loss stops the run the same way;
+- a stop signal stops the threads from handing over new messages at once; so does the end of the
+  lock's session (each thread polls its socket before handing a message over, as the one-at-a-time
+  loop does); the lock is also asked before every claim and every record (every second);
 - after a crash at most the messages in flight and those whose outcome was not yet recorded
   (the last record_interval's) are sent again;
 - memory is bounded by the claims: at most claim size + 2 x threads rows per lane.
@@ -31,7 +32,17 @@ import time
 from dataclasses import dataclass, field
 
 from alerts.db import one_line
-from alerts.delivery import BatchOutcomes, Database, DeliveryCounts, Queue, RunGuard, file_result, make_durable, record
+from alerts.delivery import (
+    BatchOutcomes,
+    Database,
+    DeliveryCounts,
+    LockLost,
+    Queue,
+    RunGuard,
+    file_result,
+    make_durable,
+    record,
+)
 from alerts.destinations import destination_problem
 from alerts.senders.base import Sender, SendResult
 from alerts.senders.channels import ChannelUnavailable
@@ -90,7 +101,7 @@ class Handover:
 
     def take(self, row_id: int) -> bool:
         with self._lock:
-            if self.stopping.is_set() or self._guard.stop_requested():
+            if self.stopping.is_set() or self._guard.stop_sending():  # a stop signal, or the lock's session gone
                 return False
             self._handed.add(row_id)
             return True
@@ -271,6 +282,9 @@ def drain_concurrently(db: Database, queue_def: Queue, sender: Sender, batch_siz
             if not busy(sender, lanes, counts, max_send):
                 break
             gather(handover, by_channel, work, counts, recorded_at + record_interval - time.monotonic())
+            if guard.lock_lost:  # a thread found the lock's session gone before handing a message over
+                raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
+                               "stopped claiming and sending")
             if work.outcomes.unsent or time.monotonic() - recorded_at >= record_interval:
                 make_durable(sender, work.outcomes)
                 guard.check_lock()

@@ -13,7 +13,9 @@ as a real process with default settings and reads, at the provider, when each me
 
 A run's rate is its messages over the time from the runner's start to the provider's last
 accepted message (start-up and claims included); for a paced channel, (N - 1) over the time
-between the first and the last message, the rate the provider sees.
+between the first and the last message, the rate the provider sees. Each row prints the rate
+(rows/s), the limit it is compared against (in the variant; baseline s is the time the limit
+allows) and the ratio of the rate to that limit.
 """
 
 import json
@@ -166,7 +168,8 @@ def email_case(ctx: Context, count: int, defer_share: float = 0.0) -> Result:
     target = f">= 0.8 x {concurrency}/{EMAIL_LATENCY * 1000:.0f}ms = {0.8 * limit:.0f}/s and >= {RATE_FLOOR:.0f}/s"
     met = rate >= 0.8 * limit and rate >= RATE_FLOOR and (once if defer_share else len(first_run) == count)
     name = "provider_email_451" if defer_share else "provider_email"
-    variant = f"SMTP {EMAIL_LATENCY * 1000:.0f}ms" + (f", {defer_share:.0%} 451 once" if defer_share else "")
+    variant = f"SMTP {EMAIL_LATENCY * 1000:.0f}ms" + (f", {defer_share:.0%} 451 once" if defer_share else "") \
+        + f"; limit {concurrency}/{EMAIL_LATENCY:g}s = {limit:.0f}/s"
     return ctx.result(name, variant, len(first_run), len(first_run) / rate if rate else 0.0,
                       target + ("; every message accepted exactly once" if defer_share else ""), met,
                       baseline_seconds=count / limit, ratio_to_baseline=rate / limit, peak_rss_mb=done.peak_rss_mb,
@@ -187,7 +190,8 @@ def telegram_case(ctx: Context, count: int) -> Result:
     rate, busiest = paced_rate(times), busiest_second(times)
     within = abs(rate - limits.per_second) <= 0.05 * limits.per_second
     met = within and busiest <= limits.per_second and len(times) == count
-    return ctx.result("provider_telegram", f"Bot API {TELEGRAM_LATENCY * 1000:.0f}ms, distinct chats", len(times),
+    return ctx.result("provider_telegram", f"Bot API {TELEGRAM_LATENCY * 1000:.0f}ms, distinct chats; "
+                      f"limit {limits.per_second:g}/s, busiest second {busiest}", len(times),
                       (len(times) - 1) / rate if rate else 0.0,
                       f"{limits.per_second:g}/s within 5 %, <= {limits.per_second:g} in any 1 s", met,
                       baseline_seconds=(count - 1) / limits.per_second, ratio_to_baseline=rate / limits.per_second,
@@ -226,7 +230,7 @@ def split_case(ctx: Context, sizes: Sizes) -> list[Result]:
     for channel, count in wanted.items():
         ratio = together[channel] / solo[channel] if solo[channel] else 0.0
         results.append(ctx.result(
-            "provider_split", f"{channel} beside the others", sent[channel],
+            "provider_split", f"{channel} beside the others; alone {solo[channel]:.1f}/s", sent[channel],
             (sent[channel] - 1) / together[channel] if together[channel] else 0.0,
             "within 10 % of its rate alone", abs(ratio - 1) <= 0.10 and sent[channel] == count,
             baseline_seconds=(count - 1) / solo[channel] if solo[channel] else None, ratio_to_baseline=ratio,

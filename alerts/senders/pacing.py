@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from alerts.senders.limits import ChannelLimits
 
-SPACING_MARGIN = 0.03  # starts 3 % further apart than 1/rate: the rate is met within 3 %, never exceeded
+SPACING_MARGIN = 0.04  # starts 4 % further apart than 1/rate: the rate is met within 4 %, never exceeded
 MIN_RATE = 1 / 60  # slowing down never goes below one message a minute
 
 
