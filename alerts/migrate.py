@@ -25,14 +25,24 @@ from alerts.db import one_line
 from alerts.errors import AlertsError
 from alerts.locks import MIGRATE_LOCK_NAME, lock_key
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = ROOT / "db" / "migrations"
+
+def sql_root() -> Path:
+    """db/ of the repository in a checkout; alerts/sql/, the same tree shipped as package data, when installed."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "db", package / "sql"):
+        if (candidate / "migrations" / "sqitch.plan").is_file():
+            return candidate
+    return package.parent / "db"  # deploy() says it is missing
+
+
+MIGRATIONS_DIR = sql_root() / "migrations"
 PLAN_FILE = MIGRATIONS_DIR / "sqitch.plan"
 
 _INCLUDE = re.compile(r"^\s*\\ir\s+(?P<path>\S+)\s*$")
 _GEXEC = re.compile(r"^\s*\\gexec\s*$")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _TRANSACTION_CONTROL = re.compile(r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
+MIN_SERVER_VERSION_NUM = 150000  # the oldest PostgreSQL the test suite runs on (CI: 15 and 18)
 _CHANGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
@@ -262,8 +272,19 @@ def migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> Iterato
             lock_conn.rollback()
 
 
+def require_supported_server(version_num: int) -> None:
+    """Refuse a server older than PostgreSQL 15 (version_num as in server_version_num, e.g. 150020)."""
+    if version_num < MIN_SERVER_VERSION_NUM:
+        found = f"{version_num // 10000}.{version_num % 10000}"
+        raise AlertsError(f"PostgreSQL {found} is not supported: the schema needs PostgreSQL "
+                          f"{MIN_SERVER_VERSION_NUM // 10000} or newer (15 to 18 are tested); upgrade the server")
+
+
 def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, object]:
     """Apply every change of the plan; with dry_run only list them. Serialised by an advisory lock."""
+    if not PLAN_FILE.is_file():
+        raise AlertsError(f"{PLAN_FILE} is missing: run from a checkout of the repository or reinstall alerts-v2")
+    require_supported_server(conn.info.server_version)
     changes = read_plan()
     scripts = [(change, load_script(change.deploy_script)) for change in changes]
     names = [change.name for change in changes]

@@ -29,8 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+import psycopg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alerts.db import one_line  # noqa: E402
+from alerts.secrets import mask_url  # noqa: E402
 from bench import cases, cases_providers  # noqa: E402
 from bench.database import bench_database, connect  # noqa: E402
 from bench.procs import ROOT, kill_all  # noqa: E402
@@ -82,6 +86,16 @@ def interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGHUP, handler)
 
 
+def check_server(url: str) -> str | None:
+    """None when url answers; else one line saying what is wrong and what to set."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10):
+            return None
+    except psycopg.Error as error:
+        return (f"bench/run.py: error: cannot connect to DATABASE_URL {mask_url(url)}: {one_line(error)}; "
+                "start that server or set DATABASE_URL to one that answers (a role that may CREATE DATABASE)")
+
+
 def server_info(url: str) -> dict[str, object]:
     with connect(url) as conn:
         row = conn.execute("SELECT current_setting('server_version'), current_setting('shared_buffers'), "
@@ -126,6 +140,10 @@ def main(argv: list[str]) -> int:
         print("bench/run.py: DATABASE_URL is not set: export DATABASE_URL=postgresql://user@host:5432/postgres "
               "(a role that may CREATE DATABASE)", file=sys.stderr)
         return 2
+    unreachable = check_server(admin_url)
+    if unreachable:
+        print(unreachable, file=sys.stderr)
+        return 1
     interrupt_on_sigterm()
     scale = SCALES[args.scale]
     meta: dict[str, object] = {"scale": scale.name, "command": " ".join(["python bench/run.py", *argv]),

@@ -1,10 +1,18 @@
-"""Fixtures: a real PostgreSQL server, a deployed template database, a fresh database per test."""
+"""Fixtures: a real PostgreSQL server, a deployed template database, a fresh database per test.
+
+The server (tests/dbtools.py) is chosen and checked once, after collection and before the
+first test, and only when a collected test needs it; a server that does not answer stops the
+run with one line. A throwaway server is stopped and deleted when the run ends, also when the
+run fails or is interrupted (Ctrl-C, SIGTERM)."""
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 
 import psycopg
 import pytest
@@ -14,14 +22,39 @@ from tests.dbtools import NoTestDatabase, create_database, drop_database, server
 
 ROOT = Path(__file__).resolve().parent.parent
 
+SERVER_URL = pytest.StashKey[str]()
+SERVER_STACK = pytest.StashKey[ExitStack]()
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM unwinds like Ctrl-C, so a throwaway server is stopped and deleted."""
+    config.stash[SERVER_STACK] = ExitStack()
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start (or check) the server once, before the first test, if any collected test needs it."""
+    if config.option.collectonly or not any("admin_url" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    try:
+        config.stash[SERVER_URL] = config.stash[SERVER_STACK].enter_context(server_url())
+    except NoTestDatabase as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SERVER_STACK in config.stash:
+        config.stash[SERVER_STACK].close()
+
 
 @pytest.fixture(scope="session")
-def admin_url() -> Iterator[str]:
-    try:
-        with server_url() as url:
-            yield url
-    except NoTestDatabase as error:
-        pytest.fail(str(error), pytrace=False)
+def admin_url(pytestconfig: pytest.Config) -> str:
+    """The URL of the run's server, as a role that may CREATE DATABASE."""
+    return pytestconfig.stash[SERVER_URL]
 
 
 @pytest.fixture(scope="session")

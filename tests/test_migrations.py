@@ -207,7 +207,8 @@ def engine_table_schema(url: str) -> dict[str, set[tuple]]:
         options = conn.execute(ENGINE_TABLE_OPTIONS).fetchall()
     return {
         "columns": {row for row in schema["columns"] if row[0] in engine},
-        "constraints": {row for row in schema["constraints"] if row[0] in engine},
+        # PostgreSQL 18 lists NOT NULL as constraints too; nullability is compared with the columns
+        "constraints": {row for row in schema["constraints"] if row[0] in engine and not row[2].startswith("NOT NULL")},
         "indexes": {row for row in schema["indexes"] if row[1].split(" ON public.")[1].split(" ")[0] in engine},
         "options": {(name, tuple(value or ())) for name, value in options},
     }

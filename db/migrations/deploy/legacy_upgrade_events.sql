@@ -191,11 +191,13 @@ BEGIN
                        WHEN b.alert_type = 'HIGH_IMPACT_EVENT' AND cardinality(b.driver_event_ids) = 1
                            THEN 'HIGH_IMPACT_EVENT:' || b.driver_event_ids[1]
                        WHEN b.alert_type = 'REGIONAL_RISK_SPIKE' AND b.region <> ''
-                           THEN format('REGIONAL_RISK_SPIKE:%s:%s', b.region,
+                           -- each part escaped as alerts_fingerprint_part() does (inline: it is deployed later)
+                           THEN format('REGIONAL_RISK_SPIKE:%s:%s', replace(replace(b.region, '\', '\\'), ':', '\:'),
                                        to_char(coalesce(rs.calculated_at, b.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
                        WHEN b.alert_type = 'ASSET_RISK_SPIKE' AND b.region <> ''
                             AND cardinality(b.scope_assets) = 1 AND b.asset IS NOT NULL
-                           THEN format('ASSET_RISK_SPIKE:%s:%s:%s', b.region, b.asset,
+                           THEN format('ASSET_RISK_SPIKE:%s:%s:%s', replace(replace(b.region, '\', '\\'), ':', '\:'),
+                                       replace(replace(b.asset, '\', '\\'), ':', '\:'),
                                        to_char(coalesce(asr.calculated_at, b.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
                        ELSE format('legacy:%s:%s:%s:%s', b.alert_type, b.region,
                                    to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
