@@ -70,3 +70,6 @@ sqitch-revert: sqitch-target system-packages
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var build dist *.egg-info
+
+samples: venv
+	$(PY) -m alerts.samples > docs/messages.md

@@ -36,6 +36,7 @@ from alerts.errors import (
     UsageError,
 )
 from alerts.history import recorded, run_error
+from alerts.message_settings import current_settings
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
 from alerts.senders import build_sender, channels
 from alerts.shutdown import DEFAULT_GRACE_SECONDS, STOP
@@ -137,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     max_send = positive_int_env("ALERTS_MAX_SEND_PER_RUN", DEFAULT_MAX_SEND)
     phases = PHASE_ORDER[args.phase] if args.phase else []
     sender = build_sender(os.environ.get("ALERTS_SENDER")) if "c" in phases and not args.dry_run else None
+    if sender is not None:
+        current_settings()  # ALERTS_PREFERENCES_URL checked before anything is claimed
 
     if args.preflight:
         return preflight(url)
@@ -195,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
 def preflight(url: str) -> int:
     """Database reachable, schema deployed, every channel's settings well-formed; nothing sent."""
     report: dict[str, object] = {"preflight": "ok", "sender": os.environ.get("ALERTS_SENDER") or "providers",
-                                 "channels": channels.check_config(os.environ)}
+                                 "channels": channels.check_config(os.environ),
+                                 "preferences_url": current_settings().preferences_url}
     with connect(url) as conn:
         check_schema(conn)
         row = conn.execute("SELECT current_database(), current_setting('server_version')").fetchone()

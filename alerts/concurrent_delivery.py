@@ -197,6 +197,7 @@ def fill(db: Database, queue_def: Queue, sender: Sender, lanes: list[Lane], work
         wanted = min(size - lane.pending, max_send - counts.claimed)  # what waits in the lane counts too
         guard.check_lock()
         rows = db.rows(queue_def.claim, [wanted, [lane.channel] if lane.channel else None])
+        queue_def.prepare(db, rows)
         lane.exhausted = len(rows) < wanted
         counts.claimed += len(rows)
         counts.batches += 1 if rows else 0

@@ -30,6 +30,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
+from alerts.event_facts import attach_to_deliveries, attach_to_digests
 from alerts.render import OutgoingMessage, render, render_digest
 from alerts.secrets import mask_text
 from alerts.senders.base import Outcome, Sender, SendResult
@@ -59,13 +60,15 @@ class Queue:
     mark_skipped: str
     requeue: str
     release: str
+    # gives the claimed rows what their messages say beyond the claim (alerts.event_facts)
+    prepare: Callable[["Database", list[dict]], None] = lambda db, rows: None
 
 
 DELIVERIES = Queue(
     id_column="delivery_id",
     # only the columns render() and send_batch() read: each column returned costs a conversion a row
     claim="SELECT delivery_id, claim_token, user_id, channel, destination, attempts, alert_event_id, alert_type,"
-          " severity, scope_region, scope_assets, headline, body FROM claim_deliveries(%s, %s)",
+          " severity, scope_region, scope_assets, headline, body, event_created_at FROM claim_deliveries(%s, %s)",
     count_due="SELECT count_due_deliveries(%s, %s)",
     render=render,
     mark_sent="SELECT mark_deliveries_sent(%b, %b, %b)",
@@ -73,6 +76,7 @@ DELIVERIES = Queue(
     mark_skipped="SELECT mark_deliveries_skipped(%b, %b, %b)",
     requeue="SELECT requeue_deliveries(%b, %b, %b)",
     release="SELECT release_deliveries(%b, %b)",
+    prepare=attach_to_deliveries,
 )
 DIGESTS = Queue(
     id_column="digest_id",
@@ -84,6 +88,7 @@ DIGESTS = Queue(
     mark_skipped="SELECT record_digest_outcomes('skipped', %b, %b, %b)",
     requeue="SELECT record_digest_outcomes('requeue', %b, %b, %b)",
     release="SELECT record_digest_outcomes('release', %b, %b)",
+    prepare=attach_to_digests,
 )
 QUEUES = (DELIVERIES, DIGESTS)
 
@@ -242,6 +247,7 @@ def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send:
             return
         guard.check_lock()
         rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
+        queue.prepare(db, rows)
         if not rows:
             return
         counts.claimed += len(rows)

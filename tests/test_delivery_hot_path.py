@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from alerts import templates
 from alerts.delivery import DELIVERIES, BatchOutcomes, Database, DeliveryCounts, deliver, send_batch
 from alerts.render import OutgoingMessage, render
 from alerts.senders.base import LocalSender, SendResult
@@ -30,26 +31,35 @@ def _claimed_row(delivery_id: int, user_id: int, event_id: int, **overrides: obj
     return row
 
 
-def _reference_text(row: dict[str, object]) -> tuple[str, str]:
-    """(subject, body) as render() built them before it cached anything."""
-    assets = row["scope_assets"] or []
-    scope = f"{row['scope_region']} / {', '.join(assets)}" if assets else row["scope_region"]  # type: ignore[arg-type]
-    subject = f"[{row['alert_type']} {row['severity']}/5] {row['headline']}"
-    body = f"{row['headline']}\n\n{row['body']}\n\nScope: {scope}\nSeverity: {row['severity']}/5\n"
-    return subject, body
+def _reference_text(row: dict[str, object]) -> tuple[str | None, str, str | None]:
+    """(subject, body, html) built from this row alone, with the renderer's cache emptied first."""
+    templates.clear_cache()
+    fresh = OutgoingMessage(
+        delivery_id=int(row["delivery_id"]), user_id=int(row["user_id"]),  # type: ignore[call-overload]
+        channel=str(row["channel"]), destination=str(row["destination"]), subject=None, body="",
+        alert_event_id=int(row["alert_event_id"]), attempt=int(row["attempts"]),  # type: ignore[call-overload]
+        alert_type=str(row["alert_type"]), severity=int(row["severity"]),  # type: ignore[call-overload]
+        region=str(row["scope_region"]), assets=tuple(row["scope_assets"] or ()),  # type: ignore[arg-type]
+        headline=str(row["headline"]), event_body=str(row["body"]))
+    return templates.channel_texts(fresh)
 
 
 def test_render_cache_never_mixes_rows():
     rows = [_claimed_row(100 + n, user_id=n % 5, event_id=n % 3, attempts=1 + n % 2) for n in range(30)]
     rows.append(_claimed_row(200, user_id=9, event_id=1, headline="Outage 1, updated", scope_assets=None))
     rows.append(_claimed_row(201, user_id=9, event_id=1, severity=5))
-    for row in rows:
-        message = render(row)
+    rows.append(_claimed_row(202, user_id=9, event_id=1, headline="Outage 1, renamed"))  # only the headline differs
+    rows += [_claimed_row(300 + n, user_id=n, event_id=n % 2, channel=channel, destination=destination)
+             for n, (channel, destination) in enumerate([("telegram", "1001"), ("sms", "+15550000001")] * 3)]
+    messages = [render(row) for row in rows]  # all through the warm cache first
+    for row, message in zip(rows, messages, strict=True):
         assert (message.delivery_id, message.user_id, message.destination, message.attempt, message.alert_event_id) \
             == (row["delivery_id"], row["user_id"], row["destination"], row["attempts"], row["alert_event_id"])
-        assert (message.subject, message.body) == _reference_text(row)
+        assert (message.subject, message.body, message.html) == _reference_text(row)
         assert (message.headline, message.event_body, message.severity) == (row["headline"], row["body"],
                                                                             row["severity"])
+        if message.channel == "email":
+            assert f"Reference: delivery {row['delivery_id']}\n" in message.body
 
 
 def _reference_line(message: OutgoingMessage, written_at: datetime) -> bytes:
@@ -66,6 +76,10 @@ def _reference_line(message: OutgoingMessage, written_at: datetime) -> bytes:
         "attempt": message.attempt,
         "written_at": written_at.isoformat(),
     }
+    if message.html is not None:
+        record["html"] = message.html
+    if message.channel == "telegram":
+        record["parse_mode"] = "HTML"
     if message.kind == "digest":
         record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
     return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
@@ -79,9 +93,10 @@ AWKWARD = 'quote " backslash \\ slash / tab \t nl \n cr \r nul \x00 bell \x07 \x
     outgoing(subject=HOSTILE_HEADLINE, body=AWKWARD, destination=AWKWARD, channel="telegram"),
     outgoing(subject="", body="", destination="", delivery_id=0, user_id=0, alert_event_id=0, attempt=0),
     outgoing(kind="digest", delivery_id=9, alert_event_id=0, member_ids=(4, 5, 6), body=AWKWARD),
+    outgoing(subject=AWKWARD, body="text", html=f"<p>{AWKWARD}</p>"),
     outgoing(kind="digest", delivery_id=9, member_ids=()),
     outgoing(delivery_id=2**62, user_id=2**40),
-], ids=["plain", "awkward", "empty", "digest", "empty-digest", "big-ids"])
+], ids=["plain", "awkward", "empty", "digest", "email-html", "empty-digest", "big-ids"])
 @pytest.mark.parametrize("written_at", [datetime(2026, 11, 30, 6, 9, 17, 56850, tzinfo=UTC),
                                         datetime(2026, 11, 30, 6, 9, 17, tzinfo=UTC)], ids=["us", "whole-second"])
 def test_outbox_line_is_one_line_holding_what_json_dumps_gave(message, written_at):

@@ -156,4 +156,7 @@ def test_hostile_source_text_reaches_the_outbox_intact(conn, db_url, tmp_path):
     outbox = tmp_path / "o.jsonl"
     assert run_runner(db_url, "--phase", "all", env={"ALERTS_SENDER": f"file:{outbox}"}).returncode == 0
     line = json.loads(outbox.read_text())
-    assert line["subject"].endswith(hostile[:200]) and conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+    # the email's text holds the headline as Phase A cut it; the subject, a header, its first characters
+    assert line["body"].startswith(hostile[:200] + "\n")
+    assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+    assert line["subject"].startswith("[High-impact event 5/5] " + hostile[:100]) and len(line["subject"]) == 200

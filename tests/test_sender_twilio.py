@@ -53,7 +53,7 @@ def test_sent_as_a_form_with_basic_auth(api, sender):
     [form] = api.sent
     assert form["To"] == "+447700900123"
     assert form["From"] == SENDER_NUMBER
-    assert form["Body"] == "[High-impact event 4/5] Pipeline <outage> & more (europe / gas, oil)"
+    assert form["Body"] == "High-impact 4/5: Pipeline <outage> & more. europe (gas, oil)."
 
 
 def test_a_long_alert_is_cut_to_fit(api, sender):
@@ -61,8 +61,8 @@ def test_a_long_alert_is_cut_to_fit(api, sender):
 
     assert result.outcome is Outcome.SENT
     [form] = api.sent
-    assert len(form["Body"]) <= twilio_sms.BODY_MAX_CHARS
-    assert form["Body"].endswith("... (europe / gas, oil)")
+    assert len(form["Body"]) <= twilio_sms.BODY_MAX_CHARS and len(form["Body"]) <= 160
+    assert form["Body"].endswith("... europe (gas, oil).")
 
 
 def test_21211_invalid_number_is_permanent(api, sender):

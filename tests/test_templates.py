@@ -35,7 +35,8 @@ def test_email_text_is_plain_and_complete():
     text = templates.email_text(outgoing(headline=HOSTILE_HEADLINE, delivery_id=42))
 
     assert text.startswith(HOSTILE_HEADLINE + "\n\nFlows stopped at 06:00 UTC.\nRepairs expected within 48 hours.")
-    assert "Severity: 4/5" in text and "Scope: europe / gas, oil" in text and "delivery 42" in text
+    assert "Alert:  High-impact event, severity 4/5" in text and "Where:  europe (gas, oil)" in text
+    assert "Reference: delivery 42" in text
 
 
 def test_email_html_escapes_every_source_value():
@@ -47,7 +48,7 @@ def test_email_html_escapes_every_source_value():
     assert f"<h1 style=\"font-size: 20px; margin: 8px 0 16px;\">{ESCAPED_HEADLINE}</h1>" in html
     assert "&lt;img src=x onerror=&quot;steal()&quot;&gt;" in html
     assert "Second &lt;i&gt;para&lt;/i&gt;" in html
-    assert "&lt;r&gt; / &lt;a&gt;" in html
+    assert "&lt;r&gt; (&lt;a&gt;)" in html
     assert tags_in(html) <= {"html", "head", "meta", "title", "body", "p", "h1", "br", "table", "tr", "td"}
 
 
@@ -79,10 +80,10 @@ def test_telegram_html_stays_within_telegrams_limit():
 def test_sms_is_short_plain_text():
     text = templates.sms_text(outgoing(headline="Pipeline <outage>\nin the North Sea"))
 
-    assert text == "[High-impact event 4/5] Pipeline <outage> in the North Sea (europe / gas, oil)"
+    assert text == "High-impact 4/5: Pipeline <outage> in the North Sea. europe (gas, oil)."
     long = templates.sms_text(outgoing(headline="word " * 500))
-    assert len(long) <= templates.SMS_TEXT_MAX_CHARS
-    assert long.endswith("... (europe / gas, oil)")
+    assert templates.sms_segment_fits(long) and len(long) <= 160
+    assert long.endswith("... europe (gas, oil).")
 
 
 def test_unknown_alert_types_get_a_readable_label():

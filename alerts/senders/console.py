@@ -10,8 +10,9 @@ class ConsoleSender(LocalSender):
     name = "console"
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        print(f"--- delivery {message.delivery_id} via {message.channel} to {message.destination}\n"
-              f"{message.subject}\n{message.body}", file=sys.stderr)
+        subject = f"Subject: {message.subject}\n" if message.subject else ""
+        print(f"--- {message.kind} {message.delivery_id} via {message.channel} to {message.destination}\n"
+              f"{subject}{message.body}", file=sys.stderr)
         return SendResult.sent(f"console:{message.delivery_id}:{message.attempt}")
 
     def flush(self) -> None:

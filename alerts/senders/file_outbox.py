@@ -39,8 +39,9 @@ class FileOutboxSender(LocalSender):
 
 
 def outbox_line(message: OutgoingMessage, written_at: datetime) -> bytes:
-    """The message's JSON line (orjson: the same object json.dumps would give, about 6x faster,
-    which counts at one line per delivery)."""
+    """The message's JSON line: subject, body and (email) html exactly as the channel's provider
+    receives them; subject is null for Telegram and SMS, which have none. (orjson: the same object
+    json.dumps would give, about 6x faster, which counts at one line per delivery)."""
     record: dict[str, object] = {
         "kind": message.kind,
         "delivery_id": message.delivery_id if message.kind == "delivery" else None,
@@ -53,6 +54,10 @@ def outbox_line(message: OutgoingMessage, written_at: datetime) -> bytes:
         "attempt": message.attempt,
         "written_at": written_at,
     }
+    if message.html is not None:
+        record["html"] = message.html
+    if message.channel == "telegram":
+        record["parse_mode"] = "HTML"  # the body is Telegram HTML, as sendMessage receives it
     if message.kind == "digest":
         record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
