@@ -167,6 +167,9 @@ def test_a_managed_database_admin_with_createrole_deploys_with_either_tool(admin
     role, url, superuser_url = deployer
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(role)))
+        version = admin.execute("SELECT current_setting('server_version_num')::integer").fetchone()[0]
+        if version >= 160000:  # 16+: CREATEROLE grants only roles it created; alerts_owner exists here
+            admin.execute(sql.SQL("GRANT alerts_owner TO {}").format(sql.Identifier(role)))
     result = run_runner(url, "--migrate")
     assert result.returncode == 0, result.stderr
     _deployed_and_working(superuser_url)
