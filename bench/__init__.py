@@ -1,1 +1,1 @@
-"""The Alerts v2 benchmark suite: `python bench/run.py --scale tiny|small|medium|large` (issue 6)."""
+"""The Alerts v2 benchmark suite: `python bench/run.py --scale tiny|small|medium|large`."""

@@ -1,4 +1,4 @@
-"""The six cases of issue 6. Each builds its data (untimed), settles the database, then times
+"""The database cases of the benchmark. Each builds its data (untimed), settles the database, then times
 the engine and its bare-SQL baseline on the same server, in this process, from the same state."""
 
 import json

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Alerts v2 benchmark (issue 6): each case against a bare-SQL baseline run in this process.
+"""Alerts v2 benchmark: each case against a bare-SQL baseline run in this process.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         python bench/run.py --scale tiny|small|medium|large [--json out.json] [--cases a,b,...]
@@ -62,7 +62,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Alerts v2 benchmark against DATABASE_URL's server.")
     parser.add_argument("--scale", choices=list(SCALES), default="small",
-                        help="data sizes: large = issue 6's table, small ~1/10, tiny ~1/1000 (smoke test)")
+                        help="data sizes: large = the performance targets' sizes, small ~1/10, tiny ~1/1000 (smoke test)")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
     parser.add_argument("--repeat", type=int, default=1,

@@ -1,4 +1,4 @@
-"""Data sizes per scale. `large` is issue 6's table; small is about 1/10 of it, tiny about
+"""Data sizes per scale. `large` is the size the performance targets are set for; small is about 1/10 of it, tiny about
 1/1000 (the smoke test's size, too small for any timing to mean anything)."""
 
 from dataclasses import dataclass

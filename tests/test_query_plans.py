@@ -1,7 +1,7 @@
 """The hot queries' plans, read from inside the real functions with auto_explain:
 the claim walks the queue index in order and never sorts the queue (FIELD-NOTES.md), outcomes
 update by primary key, the fanout inserts without ON CONFLICT unless it must, and a Phase A
-rerun builds nothing for events already alerted (issue 6)."""
+rerun builds nothing for events already alerted."""
 
 import re
 
@@ -55,6 +55,26 @@ def test_outcomes_update_by_primary_key(conn):
     assert "Seq Scan on user_alert_deliveries" not in update, update
     by_key = r"(Index Scan using|Bitmap Index Scan on) user_alert_deliveries_(pkey|sending_idx)"
     assert re.search(by_key, update), update
+
+
+def test_outcomes_keep_their_plan_in_a_long_lived_session(conn):
+    """A runner records batch after batch on one connection: the tenth call is planned for its arrays
+    as the first was, never with a generic plan that joins 500 ids in a nested loop."""
+    seed.population(conn, users=3000, events=2)
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    conn.execute("ANALYZE user_alert_deliveries")
+    _nested_plans(conn, "SELECT 1")  # auto_explain reports every statement of this session from now on
+    conn.execute("SET auto_explain.log_min_duration = 0")
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    for _ in range(10):
+        claimed = conn.execute("SELECT delivery_id, claim_token FROM claim_deliveries(500)").fetchall()
+        conn.execute("SELECT mark_deliveries_sent(%b, %b, %b)",
+                     [[row[0] for row in claimed], [row[1] for row in claimed], ["id"] * len(claimed)])
+    updates = [plan for plan in plans if "Update on user_alert_deliveries" in plan and "'sent'" in plan]
+    assert len(updates) >= 10, plans
+    assert "Nested Loop" not in updates[-1], updates[-1]
 
 
 def test_fanout_inserts_without_on_conflict_unless_deliveries_exist(conn):

@@ -79,6 +79,7 @@ RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 -- Guarantees: only digests still 'sending' under the given claim tokens change. Released ones
 -- go back due at once with their attempt given back; the others with a backoff, or 'failed'
@@ -186,6 +187,7 @@ RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 -- Guarantees: changes only digests still carrying the caller's claim_token. outcome 'sent'
 -- (details: provider ids) finishes a digest that is 'sending', or that was put back after its
