@@ -62,7 +62,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Alerts v2 benchmark against DATABASE_URL's server.")
     parser.add_argument("--scale", choices=list(SCALES), default="small",
-                        help="data sizes: large = the performance targets' sizes, small ~1/10, tiny ~1/1000 (smoke test)")
+                        help="data sizes: large = the targets' sizes, small ~1/10, tiny ~1/1000 (smoke test)")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
     parser.add_argument("--repeat", type=int, default=1,
