@@ -32,14 +32,14 @@ from bench.database import reset_tables, settle
 from bench.procs import Child, Finished
 from bench.report import Result
 from tests.fakes.smtp_server import FakeSmtpServer, message_id_of
-from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.telegram_api import FAKE_BOT_TOKEN, FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
 
 log = logging.getLogger("bench")
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
 
 EMAIL_FROM = "alerts@alerts.example.com"
-BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+BOT_TOKEN = FAKE_BOT_TOKEN
 TWILIO_SID, TWILIO_TOKEN = "AC" + "0123456789abcdef" * 2, "f" * 32
 EMAIL_LATENCY, TELEGRAM_LATENCY, SMS_LATENCY = 0.050, 0.150, 0.300
 RATE_FLOOR = 300.0

@@ -79,7 +79,7 @@ def settle(conn: psycopg.Connection, *, analyze: bool) -> None:
     """Before a timed step: CHECKPOINT, so the step does not pay for the previous step's dirty
     buffers; with analyze, VACUUM (ANALYZE) first, as autovacuum would have done in a real
     deployment. analyze=False leaves the tables exactly as a bulk load left them (as-is); either
-    way this session's table counters are flushed, as another loader's would be by the time a
+    way this connection's table counters are flushed, as another loader's would be by the time a
     cron job starts."""
     if analyze:
         conn.execute("VACUUM (ANALYZE)")

@@ -64,7 +64,7 @@ def test_outcomes_keep_their_plan_in_a_long_lived_session(conn):
     conn.execute("SELECT alerts_phase_a()")
     conn.execute("SELECT alerts_phase_b()")
     conn.execute("ANALYZE user_alert_deliveries")
-    _nested_plans(conn, "SELECT 1")  # auto_explain reports every statement of this session from now on
+    _nested_plans(conn, "SELECT 1")  # auto_explain reports every statement of this connection from now on
     conn.execute("SET auto_explain.log_min_duration = 0")
     plans: list[str] = []
     conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))

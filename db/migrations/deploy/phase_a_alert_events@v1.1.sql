@@ -15,7 +15,7 @@ SET LOCAL lock_timeout = '5s';
 -- Headlines are cut to 200 characters and bodies to 2,000.
 --
 -- Cost: the lookback's events are read once to tell alerted from new ones before anything
--- is built, so a rerun formats no headline and inserts nothing (issue 6: a rerun costs under
+-- is built, so a rerun formats no headline and inserts nothing (the performance target: a rerun costs under
 -- 20% of the first run). The INSERT is plain on the normal path: ON CONFLICT's speculative
 -- insertion costs about 7 us a row; it is taken only when some fingerprint exists already.
 CREATE OR REPLACE FUNCTION alerts_phase_a()
