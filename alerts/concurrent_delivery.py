@@ -36,7 +36,6 @@ from alerts.delivery import (
     BatchOutcomes,
     Database,
     DeliveryCounts,
-    LockLost,
     Queue,
     RunGuard,
     file_result,
@@ -282,9 +281,7 @@ def drain_concurrently(db: Database, queue_def: Queue, sender: Sender, batch_siz
             if not busy(sender, lanes, counts, max_send):
                 break
             gather(handover, by_channel, work, counts, recorded_at + record_interval - time.monotonic())
-            if guard.lock_lost:  # a thread found the lock's session gone before handing a message over
-                raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
-                               "stopped claiming and sending")
+            guard.raise_if_lock_lost()  # a thread found the lock's session gone before handing a message over
             if work.outcomes.unsent or time.monotonic() - recorded_at >= record_interval:
                 make_durable(sender, work.outcomes)
                 guard.check_lock()

@@ -162,8 +162,13 @@ class RunGuard:
         return self.lock_lost
 
     def check_lock(self) -> None:
+        """Ask the lock's session (one round trip); raise LockLost when it is gone."""
         if not self.lock_lost and not self._lock_alive():
             self.lock_lost = True
+        self.raise_if_lock_lost()
+
+    def raise_if_lock_lost(self) -> None:
+        """Raise LockLost when a check already found the lock's session gone (no round trip)."""
         if self.lock_lost:
             raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
                            "stopped claiming and sending")
@@ -274,9 +279,7 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
 
     try:
         send_batch(queue, sender, rows, outcomes, counts, record_if_due, guard)
-        if guard.lock_lost:
-            raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
-                           "stopped claiming and sending")
+        guard.raise_if_lock_lost()
     finally:
         counts.unknown_fate += len(outcomes.in_flight)
         if guard.stop_requested() and not counts.stopped_by:

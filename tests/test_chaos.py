@@ -17,17 +17,12 @@ import psycopg
 
 from tests import seed
 from tests.conftest import ROOT
+from tests.dbtools import PHASE_C_LOCK_HOLDER
 from tests.fakes.smtp_server import FakeSmtpServer
 
 CHAOS_SECONDS = float(os.environ.get("CHAOS_SECONDS", "60"))
 RUNNER_LOOPS = 3
 USERS = 600
-LOCK_HOLDER = """
-SELECT l.pid FROM pg_locks l
- WHERE l.locktype = 'advisory' AND l.granted
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND (l.classid::bigint << 32 | l.objid::bigint) = alerts_lock_key('alerts_v2_phase_c')
-"""
 OTHER_BACKENDS = """
 SELECT pid FROM pg_stat_activity
  WHERE datname = current_database() AND application_name = 'alerts_v2_runner'
@@ -60,7 +55,7 @@ def _killer(db_url: str, stop: threading.Event, kills: Counter[str]) -> None:
     chooser = random.Random(7)
     with psycopg.connect(db_url, autocommit=True) as conn:
         while not stop.wait(chooser.uniform(0.5, 1.0)):
-            holder = conn.execute(LOCK_HOLDER).fetchone()
+            holder = conn.execute(PHASE_C_LOCK_HOLDER).fetchone()
             if holder and chooser.random() < 0.7:
                 conn.execute("SELECT pg_terminate_backend(%s)", [holder[0]])
                 kills["lock_holder"] += 1

@@ -14,14 +14,8 @@ import psycopg
 
 from tests import seed
 from tests.conftest import ROOT, run_runner
+from tests.dbtools import PHASE_C_LOCK_HOLDER
 from tests.fakes.smtp_server import FakeSmtpServer
-
-LOCK_HOLDER = """
-SELECT l.pid FROM pg_locks l
- WHERE l.locktype = 'advisory' AND l.granted
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND (l.classid::bigint << 32 | l.objid::bigint) = alerts_lock_key('alerts_v2_phase_c')
-"""
 
 
 def _env(smtp: FakeSmtpServer, **extra: str) -> dict[str, str]:
@@ -31,7 +25,7 @@ def _env(smtp: FakeSmtpServer, **extra: str) -> dict[str, str]:
 def _lock_holder(conn: psycopg.Connection, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = conn.execute(LOCK_HOLDER).fetchone()
+        row = conn.execute(PHASE_C_LOCK_HOLDER).fetchone()
         if row:
             return int(row[0])
         time.sleep(0.05)
