@@ -42,6 +42,9 @@ def test_a_burst_of_transactions_coalesces_into_one_pass(conn, db_url, tmp_path)
         try:
             for n in range(40):
                 seed.event(conn, title=f"Burst {n}", age="0 seconds")
+            # The server hands notifications to the listening connection after the commit returns:
+            # give the last ones time to reach its socket, so all 40 are waiting when it wakes.
+            time.sleep(1)
         finally:
             watcher.proc.send_signal(signal.SIGCONT)
         wait_for(all_sent(conn, 200), 20, "200 deliveries sent")
