@@ -140,6 +140,28 @@ def test_a_claim_is_what_the_channel_sends_in_half_its_lease():
     assert claim_size(Paced(None), lane, batch_size=500, lease_seconds=60, now=10.0) == 60
 
 
+def test_a_late_sender_pushes_the_next_turn_back_instead_of_letting_two_bunch():
+    """The channel's next turn counts from when the previous message actually left: a thread that
+    woke 0.5 s late (a loaded machine) does not let the message after it go out right behind it."""
+    from alerts.senders.limits import ChannelLimits
+    from alerts.senders.pacing import SPACING_MARGIN, Pacer
+
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    pacer = Pacer(ChannelLimits(concurrency=10, per_second=10.0), clock=lambda: clock[0], sleep=sleep)
+    spacing = (1 + SPACING_MARGIN) / 10
+    assert pacer.pass_gate() == 0.0
+    clock[0] = 0.5  # the second message's thread was scheduled late
+    assert pacer.pass_gate() == 0.5
+    assert pacer.pass_gate() == pytest.approx(0.5 + spacing), "a turn was taken less than 1/rate after a late one"
+    assert slept == [pytest.approx(spacing)]
+
+
 def test_slow_sms_is_claimed_a_lease_share_at_a_time_and_none_outlives_its_lease(conn, db_url):
     """40 SMS at 4/s take 10 s, the lease is 4 s: claims of 8 (4/s x 4 s x 0.5) keep every claimed row
     within its lease, so no other runner's reclaim could take one back while it is being sent."""

@@ -139,7 +139,9 @@ class ChannelRouter:
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send now (call turn() first to keep the pace); ChannelUnavailable when the channel has
         no provider or is held, for instance because another message of it was just throttled."""
-        sender = self._provider(message.channel)
+        self._provider(message.channel)
+        self._pacers[message.channel].pass_gate()
+        sender = self._provider(message.channel)  # held while this message waited for its turn?
         result = sender.send(message)
         if result.outcome is Outcome.TRANSIENT and result.retry_after:
             self.hold(message.channel, result.retry_after)

@@ -1,11 +1,14 @@
 """Keeps one channel within its limits while many threads send on it.
 
-A Pacer hands out start times: evenly spaced at the channel's steady rate (a little wider than
-1/rate, so that what the provider receives stays under the rate over any one-second window even
-when the network delays one request more than the next), never sooner than the destination's
-own interval (a little wider too) after its previous message, and never more than per_minute in any minute (beyond
-that the channel waits until a minute has passed since the oldest of them). slow_down() halves
-the rate for the rest of the run, when a provider answered "too many requests".
+Two steps per message. reserve() hands out the moment a message may start as far as its
+destination (never sooner than the destination's own interval, a little wider, after its
+previous message) and the per-minute limit allow (beyond that the channel waits until a minute
+has passed since the oldest of them). pass_gate(), called at the moment of sending, lets one
+message through at a time at the channel's steady rate, counting the next turn from the moment
+the previous message actually left: a thread that wakes late delays the ones after it instead
+of letting them bunch, so what the provider receives stays under the rate over any one-second
+window. slow_down() halves the rate for the rest of the run, when a provider answered "too many
+requests".
 """
 
 import threading
@@ -20,9 +23,12 @@ MIN_RATE = 1 / 60  # slowing down never goes below one message a minute
 
 
 class Pacer:
-    def __init__(self, limits: ChannelLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: ChannelLimits, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
+        self._gate = threading.Lock()  # held by the one message waiting for the channel's next turn
         self._rate = limits.per_second
         self._per_minute = limits.per_minute
         self._destination_interval = limits.per_destination_interval
@@ -42,15 +48,26 @@ class Pacer:
             now = self._clock()
             if not self._minute_has_room(now):
                 return None
-            start = max(now, self._next_start, self._next_by_destination.get(destination, 0.0))
-            if self._rate:
-                self._next_start = start + (1 + SPACING_MARGIN) / self._rate
+            start = max(now, self._next_by_destination.get(destination, 0.0))
             if self._destination_interval:
                 self._next_by_destination[destination] = start + self._destination_interval * (1 + SPACING_MARGIN)
                 if len(self._next_by_destination) > 10_000:
                     self._forget_destinations(now)
             self._note_start(start)
             return start
+
+    def pass_gate(self) -> float:
+        """Block until the channel's next turn, then take it; returns the moment it was taken.
+        Turns are 1/rate apart (a little wider), counted from when each was actually taken."""
+        with self._gate:
+            wait = self._next_start - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+            with self._lock:
+                now = self._clock()
+                if self._rate:
+                    self._next_start = now + (1 + SPACING_MARGIN) / self._rate
+                return now
 
     def minute_wait(self) -> float:
         """Seconds until the per-minute limit admits another message (0 when it does now)."""
