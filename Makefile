@@ -72,4 +72,4 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var build dist *.egg-info
 
 samples: venv
-	$(PY) -m alerts.samples > docs/messages.md
+	$(PY) -m devtools.samples > docs/messages.md

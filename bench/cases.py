@@ -131,7 +131,7 @@ def prepare_send_queue(ctx: Context, *, analyze: bool) -> int:
 def run_workers(ctx: Context, mode: str, batch: int, workers: int = 2) -> tuple[float, int, float]:
     """Start the workers, release them together, return (seconds, rows, peak RSS MB of the largest)."""
     outbox = ctx.workdir / f"outbox-{mode}-{batch}-{time.time_ns()}.jsonl"
-    children = [Child(["-m", "bench.worker", mode, ctx.url, str(batch), str(outbox)]) for _ in range(workers)]
+    children = [Child(["-m", "devtools.claim_worker", mode, ctx.url, str(batch), str(outbox)]) for _ in range(workers)]
     for child in children:
         if child.readline().strip() != "ready":
             raise RuntimeError(f"{mode} worker did not start: {child.wait().stderr[-2000:]}")

@@ -21,7 +21,7 @@ from bench import data
 from bench.database import reset_tables, scalar, settle, timed
 from bench.procs import ROOT, Child
 from bench.report import Result, ratio
-from bench.worker import run_bare
+from devtools.claim_worker import run_bare
 
 log = logging.getLogger("bench")
 

@@ -20,7 +20,6 @@ import psycopg
 
 from alerts import migrate
 from alerts.delivery import DEFAULT_BATCH_SIZE
-from alerts.embedded_pg import embedded_cluster
 from bench.cases_latency import (
     LATENCY_SIZES,
     commit_burst,
@@ -35,6 +34,7 @@ from bench.cases_latency import (
 from bench.database import reset_tables, scalar, settle
 from bench.procs import ROOT, child_env
 from bench.report import Result
+from devtools.embedded_pg import embedded_cluster
 
 log = logging.getLogger("bench")
 

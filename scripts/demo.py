@@ -4,7 +4,7 @@
     python scripts/demo.py [--outbox PATH] [--allow-existing-data]
 
 With DATABASE_URL set it uses that database and drops nothing; otherwise it starts a
-throwaway PostgreSQL (alerts/embedded_pg.py) and removes it afterwards. Then it deploys
+throwaway PostgreSQL (devtools/embedded_pg.py) and removes it afterwards. Then it deploys
 the schema (`runner.py --migrate`), seeds db/demo/seed.sql, runs `runner.py --phase all`
 with ALERTS_SENDER=file:OUTBOX (a fresh file each run) and shows what was sent.
 
@@ -30,9 +30,9 @@ if str(ROOT) not in sys.path:
 
 from alerts.cli import run_command  # noqa: E402
 from alerts.db import connect, one_line  # noqa: E402
-from alerts.embedded_pg import embedded_server  # noqa: E402
 from alerts.errors import EXIT_OK, AlertsError, UsageError  # noqa: E402
 from alerts.secrets import mask_url  # noqa: E402
+from devtools.embedded_pg import embedded_server  # noqa: E402
 
 log = logging.getLogger("alerts.demo")
 

@@ -5,7 +5,7 @@
      binaries); DATABASE_URL is not used;
   2. DATABASE_URL: that server, checked once before any test runs;
   3. else a throwaway PostgreSQL 15 through testcontainers when a Docker engine answers,
-  4. else the same throwaway server `make demo` starts (alerts/embedded_pg.py).
+  4. else the same throwaway server `make demo` starts (devtools/embedded_pg.py).
 
 A throwaway server is stopped and deleted when the run ends, also when tests fail or the
 run is interrupted. Each test gets a fresh database cloned from a deployed template."""
@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 
 from alerts.db import one_line
-from alerts.embedded_pg import EmbeddedPostgresError, embedded_server, wanted_major
 from alerts.secrets import mask_url
+from devtools.embedded_pg import EmbeddedPostgresError, embedded_server, wanted_major
 
 DEFAULT_DOCKER_MAJOR = 15
 CONNECT_TIMEOUT_SECONDS = 5

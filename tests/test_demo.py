@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from alerts.embedded_pg import EmbeddedPostgresError, embedded_server, find_binaries
+from devtools.embedded_pg import EmbeddedPostgresError, embedded_server, find_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo.py"

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from alerts.embedded_pg import embedded_cluster
+from devtools.embedded_pg import embedded_cluster
 from tests.conftest import run_runner
 from tests.dbtools import create_database, drop_database, with_database
 from tests.test_migrations import sqitch

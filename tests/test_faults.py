@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from alerts import migrate
-from alerts.embedded_pg import embedded_cluster
+from devtools.embedded_pg import embedded_cluster
 from tests import seed
 from tests.conftest import ROOT, run_runner
 from tests.fakes.smtp_server import FakeSmtpServer, message_id_of

@@ -1,17 +1,17 @@
-"""docs/messages.md is what `python -m alerts.samples` prints, so the page of sample messages cannot go stale."""
+"""docs/messages.md is what `python -m devtools.samples` prints, so the page of sample messages cannot go stale."""
 
 import os
 import subprocess
 import sys
 
-from alerts import samples
 from alerts.templates import sms_segment_fits
+from devtools import samples
 from tests.conftest import ROOT
 
 
 def test_the_committed_samples_page_is_what_the_command_prints():
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
-    result = subprocess.run([sys.executable, "-m", "alerts.samples"], cwd=ROOT, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "devtools.samples"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     committed = (ROOT / "docs" / "messages.md").read_text(encoding="utf-8")

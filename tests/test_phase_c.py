@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -31,12 +30,17 @@ def _outbox_ids(path: Path) -> Counter:
 def test_concurrent_worker_processes_send_each_delivery_exactly_once(conn, db_url, tmp_path, round_number):
     total = _fan_out(conn, users=200, events=6)
     outbox = tmp_path / "outbox.jsonl"
-    start_at = time.time() + 1.5
     workers = [
-        subprocess.Popen([sys.executable, "-m", "tests.claim_worker", db_url, str(outbox), "7", str(start_at)],
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-m", "devtools.claim_worker", "engine", db_url, "7", str(outbox)],
+                         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(4)
     ]
+    for worker in workers:  # all connected: release them together
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
     results = [json.loads(w.communicate(timeout=120)[0]) for w in workers]
     assert all(w.returncode == 0 for w in workers)
     assert sum(r["claimed"] for r in results) == total

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from alerts.embedded_pg import EmbeddedPostgresError, embedded_server, find_binaries, wanted_major
+from devtools.embedded_pg import EmbeddedPostgresError, embedded_server, find_binaries, wanted_major
 from tests.conftest import ROOT
 
 CLOSED_PORT_URL = "postgresql://postgres:not-shown@127.0.0.1:1/postgres"

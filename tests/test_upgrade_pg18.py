@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from alerts import migrate
-from alerts.embedded_pg import EmbeddedPostgresError, embedded_server
+from devtools.embedded_pg import EmbeddedPostgresError, embedded_server
 from tests.conftest import ROOT
 from tests.dbtools import with_database
 from tests.legacy_fixture import load_legacy

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from alerts import migrate
-from alerts.embedded_pg import embedded_cluster
+from devtools.embedded_pg import embedded_cluster
 from tests import seed
 from tests.watchers import (
     FAST_RECOVERY,

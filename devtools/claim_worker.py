@@ -37,13 +37,13 @@ UPDATE user_alert_deliveries d SET status = 'sent', sent_at = now()
 """
 
 
-def run_engine(conn: psycopg.Connection, batch: int, outbox: Path) -> int:
+def run_engine(conn: psycopg.Connection, batch: int, outbox: Path) -> dict[str, int]:
     sender = FileOutboxSender(outbox)
     try:
         counts = deliver(Database(conn.info.dsn, conn), sender, batch, 10**12)
     finally:
         sender.close()
-    return int(counts.sent)
+    return {"rows": int(counts.sent), "claimed": int(counts.claimed), "batches": int(counts.batches)}
 
 
 def run_bare(conn: psycopg.Connection, batch: int) -> int:
@@ -60,9 +60,9 @@ def main(mode: str, url: str, batch: int, outbox: Path) -> None:
         print("ready", flush=True)
         sys.stdin.readline()
         started = time.time()
-        rows = run_engine(conn, batch, outbox) if mode == "engine" else run_bare(conn, batch)
+        report = run_engine(conn, batch, outbox) if mode == "engine" else {"rows": run_bare(conn, batch)}
         finished = time.time()
-    print(json.dumps({"rows": rows, "started": started, "finished": finished}), flush=True)
+    print(json.dumps({**report, "started": started, "finished": finished}), flush=True)
 
 
 if __name__ == "__main__":

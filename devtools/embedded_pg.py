@@ -37,7 +37,7 @@ from pathlib import Path
 
 from alerts.errors import AlertsError
 
-log = logging.getLogger("alerts.embedded_pg")
+log = logging.getLogger("devtools.embedded_pg")
 
 MIN_MAJOR_VERSION = 15
 TOOLS = ("initdb", "pg_ctl", "postgres")
@@ -309,7 +309,7 @@ def init_cluster(bindir: Path, layout: Layout, account: Account | None, timeout:
         "shared_buffers": "32MB",
     }
     lines = [f"{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in settings.items()]
-    conf = "\n# alerts.embedded_pg: a throwaway server\n" + "\n".join(lines) + "\n"
+    conf = "\n# devtools.embedded_pg: a throwaway server\n" + "\n".join(lines) + "\n"
     with open(layout.data / "postgresql.conf", "a", encoding="utf-8") as handle:
         handle.write(conf)
 
