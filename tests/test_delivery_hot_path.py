@@ -1,5 +1,6 @@
-"""Guards on Phase C's per-delivery shortcuts: the render cache never mixes rows, the outbox line is
-the object json.dumps gave, with a correct UTC timestamp, and unsent rows are released."""
+"""Guards on Phase C's per-delivery shortcuts: the render cache never mixes rows (a warm render
+equals a cold one), an outbox line is one JSON line that gives back every field of its message
+with a correct UTC timestamp, and unsent rows are released."""
 
 import json
 import time
@@ -31,17 +32,11 @@ def _claimed_row(delivery_id: int, user_id: int, event_id: int, **overrides: obj
     return row
 
 
-def _reference_text(row: dict[str, object]) -> tuple[str | None, str, str | None]:
-    """(subject, body, html) built from this row alone, with the renderer's cache emptied first."""
+def _rendered_cold(row: dict[str, object]) -> tuple[str | None, str, str | None]:
+    """(subject, body, html) of this row rendered with the renderer's cache emptied first."""
     templates.clear_cache()
-    fresh = OutgoingMessage(
-        delivery_id=int(row["delivery_id"]), user_id=int(row["user_id"]),  # type: ignore[call-overload]
-        channel=str(row["channel"]), destination=str(row["destination"]), subject=None, body="",
-        alert_event_id=int(row["alert_event_id"]), attempt=int(row["attempts"]),  # type: ignore[call-overload]
-        alert_type=str(row["alert_type"]), severity=int(row["severity"]),  # type: ignore[call-overload]
-        region=str(row["scope_region"]), assets=tuple(row["scope_assets"] or ()),  # type: ignore[arg-type]
-        headline=str(row["headline"]), event_body=str(row["body"]))
-    return templates.channel_texts(fresh)
+    message = render(row)
+    return message.subject, message.body, message.html
 
 
 def test_render_cache_never_mixes_rows():
@@ -55,34 +50,11 @@ def test_render_cache_never_mixes_rows():
     for row, message in zip(rows, messages, strict=True):
         assert (message.delivery_id, message.user_id, message.destination, message.attempt, message.alert_event_id) \
             == (row["delivery_id"], row["user_id"], row["destination"], row["attempts"], row["alert_event_id"])
-        assert (message.subject, message.body, message.html) == _reference_text(row)
+        assert (message.subject, message.body, message.html) == _rendered_cold(row)
         assert (message.headline, message.event_body, message.severity) == (row["headline"], row["body"],
                                                                             row["severity"])
         if message.channel == "email":
             assert f"Reference: delivery {row['delivery_id']}\n" in message.body
-
-
-def _reference_line(message: OutgoingMessage, written_at: datetime) -> bytes:
-    """The line as FileOutboxSender built it with json.dumps before outbox_line() existed."""
-    record: dict[str, object] = {
-        "kind": message.kind,
-        "delivery_id": message.delivery_id if message.kind == "delivery" else None,
-        "channel": message.channel,
-        "destination": message.destination,
-        "subject": message.subject,
-        "body": message.body,
-        "user_id": message.user_id,
-        "alert_event_id": message.alert_event_id,
-        "attempt": message.attempt,
-        "written_at": written_at.isoformat(),
-    }
-    if message.html is not None:
-        record["html"] = message.html
-    if message.channel == "telegram":
-        record["parse_mode"] = "HTML"
-    if message.kind == "digest":
-        record.update(digest_id=message.delivery_id, delivery_ids=list(message.member_ids))
-    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 AWKWARD = 'quote " backslash \\ slash / tab \t nl \n cr \r nul \x00 bell \x07 \x1f é ✓ 🚨 \u2028 \u2029 \x7f'
@@ -99,10 +71,22 @@ AWKWARD = 'quote " backslash \\ slash / tab \t nl \n cr \r nul \x00 bell \x07 \x
 ], ids=["plain", "awkward", "empty", "digest", "email-html", "empty-digest", "big-ids"])
 @pytest.mark.parametrize("written_at", [datetime(2026, 11, 30, 6, 9, 17, 56850, tzinfo=UTC),
                                         datetime(2026, 11, 30, 6, 9, 17, tzinfo=UTC)], ids=["us", "whole-second"])
-def test_outbox_line_is_one_line_holding_what_json_dumps_gave(message, written_at):
+def test_an_outbox_line_is_one_json_line_that_gives_back_the_message(message, written_at):
     line = outbox_line(message, written_at)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert json.loads(line) == json.loads(_reference_line(message, written_at))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1  # U+2028, U+2029 and controls stay escaped
+    record = json.loads(line)
+    assert datetime.fromisoformat(record["written_at"]) == written_at
+    assert (record["kind"], record["channel"], record["destination"], record["subject"], record["body"],
+            record["user_id"], record["alert_event_id"], record["attempt"]) == (
+        message.kind, message.channel, message.destination, message.subject, message.body,
+        message.user_id, message.alert_event_id, message.attempt)
+    assert record.get("html", "absent") == (message.html if message.html is not None else "absent")
+    assert record.get("parse_mode") == ("HTML" if message.channel == "telegram" else None)
+    if message.kind == "digest":
+        assert (record["delivery_id"], record["digest_id"], record["delivery_ids"]) == (
+            None, message.delivery_id, list(message.member_ids))
+    else:
+        assert record["delivery_id"] == message.delivery_id and "digest_id" not in record
 
 
 class _EmailOnly(LocalSender):

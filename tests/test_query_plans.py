@@ -1,33 +1,73 @@
-"""The hot queries' plans, read from inside the real functions with auto_explain:
-the claim walks the queue index in order and never sorts the queue (FIELD-NOTES.md), outcomes
-update by primary key, the fanout inserts without ON CONFLICT unless it must, and a Phase A
-rerun builds nothing for events already alerted."""
+"""The hot queries' plans, read from inside the real functions with auto_explain (as JSON, so the
+tests look at plan nodes, never at how the SQL names its parts): the claim walks the queue index
+in order and never sorts the queue (FIELD-NOTES.md), outcomes update by primary key, the fanout
+inserts without ON CONFLICT unless it must and reads each user once, and a Phase A rerun builds
+nothing for events already alerted."""
 
+import json
 import re
+from collections.abc import Iterator
 
 import psycopg
 
 from tests import seed
 
+Plan = dict[str, object]
 
-def _nested_plans(conn: psycopg.Connection, statement: str, *, analyze: bool = False) -> str:
-    """The plans auto_explain reports for every statement the call runs, as text."""
+
+def _nested_plans(conn: psycopg.Connection, statement: str, *, analyze: bool = False,
+                  plan_format: str = "text") -> list[str]:
+    """The plans auto_explain reports for every statement the call runs."""
     plans: list[str] = []
     conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
     conn.execute("LOAD 'auto_explain'")
     for setting in ("auto_explain.log_min_duration = 0", "auto_explain.log_nested_statements = on",
                     "auto_explain.log_level = notice", "client_min_messages = notice",
-                    f"auto_explain.log_analyze = {'on' if analyze else 'off'}"):
+                    f"auto_explain.log_analyze = {'on' if analyze else 'off'}",
+                    f"auto_explain.log_format = {plan_format}"):
         conn.execute(f"SET {setting}")
     conn.execute(statement)
     conn.execute("RESET auto_explain.log_min_duration")
-    return "\n".join(plans)
+    return plans
 
 
-def _plan_of(plans: str, marker: str) -> str:
+def _plan_of(plans: list[str], marker: str) -> str:
     """The one statement's plan, among those auto_explain reported, that contains marker."""
-    found = [plan for plan in plans.split("Query Text:") if marker in plan]
-    assert len(found) == 1, plans
+    found = [plan for plan in plans if marker in plan]
+    assert len(found) == 1, "\n".join(plans)
+    return found[0]
+
+
+def _tree_plans(conn: psycopg.Connection, statement: str) -> list[Plan]:
+    """The plan tree of every statement the call runs."""
+    reported = _nested_plans(conn, statement, plan_format="json")
+    return [json.loads(text[text.index("{"):])["Plan"] for text in reported if "{" in text]
+
+
+def _nodes(node: Plan) -> Iterator[Plan]:
+    """node and every node below it, init plans and CTEs included."""
+    yield node
+    for child in node.get("Plans", []):  # type: ignore[union-attr]
+        yield from _nodes(child)
+
+
+def _inputs(node: Plan) -> Iterator[Plan]:
+    """node and the nodes it reads rows from: its init plans and CTEs, which it only refers to, left out."""
+    yield node
+    for child in node.get("Plans", []):  # type: ignore[union-attr]
+        if child.get("Parent Relationship") not in ("InitPlan", "SubPlan"):
+            yield from _inputs(child)
+
+
+def _relations(node: Plan) -> set[str]:
+    return {str(n["Relation Name"]) for n in _nodes(node) if "Relation Name" in n}
+
+
+def _modifying(plans: list[Plan], operation: str, relation: str) -> Plan:
+    """The one statement whose plan has operation (Insert, Update) on relation."""
+    found = [plan for plan in plans if any(n.get("Node Type") == "ModifyTable" and n.get("Operation") == operation
+                                           and n.get("Relation Name") == relation for n in _nodes(plan))]
+    assert len(found) == 1, json.dumps(plans, indent=1)
     return found[0]
 
 
@@ -37,11 +77,12 @@ def test_claim_uses_the_queue_index_without_sorting(conn):
     conn.execute("SELECT alerts_phase_a()")
     conn.execute("SELECT alerts_phase_b()")
     conn.execute("ANALYZE user_alert_deliveries")
-    plans = _nested_plans(conn, "SELECT * FROM claim_deliveries(100)")
-    assert "CTE due_deliveries" in plans, plans
-    due_plan = plans.split("CTE due_deliveries")[1].split("CTE claimed_deliveries")[0]
-    assert "Index Scan using user_alert_deliveries_queued_idx" in due_plan, due_plan
-    assert "Sort" not in due_plan, due_plan
+    claim = _modifying(_tree_plans(conn, "SELECT * FROM claim_deliveries(100)"), "Update", "user_alert_deliveries")
+    queue_scans = [n for n in _nodes(claim) if n.get("Index Name") == "user_alert_deliveries_queued_idx"]
+    assert [n["Node Type"] for n in queue_scans] == ["Index Scan"], json.dumps(claim, indent=1)
+    sorting_the_queue = [n for n in _nodes(claim) if "Sort" in str(n["Node Type"])
+                         and any(q is m for q in queue_scans for m in _inputs(n))]
+    assert sorting_the_queue == [], json.dumps(claim, indent=1)
 
 
 def test_outcomes_update_by_primary_key(conn):
@@ -80,16 +121,14 @@ def test_outcomes_keep_their_plan_in_a_long_lived_session(conn):
 def test_fanout_inserts_without_on_conflict_unless_deliveries_exist(conn):
     seed.population(conn, users=200, events=3)
     conn.execute("SELECT alerts_phase_a()")
-    insert = _plan_of(_nested_plans(conn, "SELECT alerts_phase_b()"), "Insert on user_alert_deliveries")
-    assert "Conflict Resolution" not in insert, insert
-    # Users and their plans are read once per user (CTE user_channels), not once per (event, user).
-    ctes = dict(re.findall(r"CTE (\w+)\n(.*?)(?=\n\s*CTE \w+\n|\Z)", insert, flags=re.S))
-    assert "user_channels" in ctes, insert
-    readers = {name for name, text in ctes.items() if re.search(r" on (users|user_plans) ", text)}
-    assert readers == {"user_channels"}, insert
+    insert = _modifying(_tree_plans(conn, "SELECT alerts_phase_b()"), "Insert", "user_alert_deliveries")
+    assert not any("Conflict Resolution" in n for n in _nodes(insert)), json.dumps(insert, indent=1)
+    # Users and their plans are read by one scan each, once per user, not once per (event, user).
+    scans = [n["Relation Name"] for n in _nodes(insert) if n.get("Relation Name") in ("users", "user_plans")]
+    assert sorted(scans) == ["user_plans", "users"], json.dumps(insert, indent=1)
     conn.execute("UPDATE alert_events SET fanout_completed_at = NULL")
-    plans = _nested_plans(conn, "SELECT alerts_phase_b()")
-    assert "Conflict Resolution: NOTHING" in _plan_of(plans, "Insert on user_alert_deliveries"), plans
+    insert = _modifying(_tree_plans(conn, "SELECT alerts_phase_b()"), "Insert", "user_alert_deliveries")
+    assert any(n.get("Conflict Resolution") == "NOTHING" for n in _nodes(insert)), json.dumps(insert, indent=1)
 
 
 def test_phase_a_rerun_reads_no_event_already_alerted(conn):
@@ -110,10 +149,9 @@ def test_fanout_over_unanalysed_host_tables_uses_no_nested_loop(conn):
     conn.execute("SELECT pg_stat_force_next_flush()")
     assert conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('users', 'user_alert_prefs') "
                         "AND last_analyze IS NULL AND last_autoanalyze IS NULL").fetchone() == (2,)
-    insert = _plan_of(_nested_plans(conn, "SELECT alerts_phase_b()"), "Insert on user_alert_deliveries")
-    # Each CTE's plan, and the statement's own (before the first CTE); plan_channels' cross join of
-    # plan_settings with the three channels has no join key and is a nested loop by nature.
-    blocks = re.split(r"\n\s*CTE (\w+)\n", insert)
-    parts = {"statement": blocks[0], **dict(zip(blocks[1::2], blocks[2::2], strict=True))}
-    looping = sorted(name for name, text in parts.items() if "Nested Loop" in text and name != "plan_channels")
-    assert "user_channels" in parts and looping == [], insert
+    insert = _modifying(_tree_plans(conn, "SELECT alerts_phase_b()"), "Insert", "user_alert_deliveries")
+    # The one nested loop allowed: plan_settings crossed with the three channels (a VALUES list),
+    # which has no join key and is a nested loop by nature.
+    looping = [_relations(n) for n in _nodes(insert) if n["Node Type"] == "Nested Loop"]
+    assert all(relations <= {"plan_settings"} for relations in looping), json.dumps(insert, indent=1)
+    assert "users" in _relations(insert)
