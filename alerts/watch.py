@@ -34,6 +34,7 @@ log = logging.getLogger("alerts")
 DEFAULT_POLL_SECONDS = 30.0
 DEFAULT_FANOUT_EVENTS = 2  # alert events per Phase B call: 2 x 10,000 users is about half a second of fanout
 BUSY_RETRY_SECONDS = 0.5  # a phase was skipped: its lock holder may have started before our rows arrived
+BUSY_RETRY_MAX_SECONDS = 8.0  # a long holder (a cron run sending a backlog): each retry waits twice as long
 SLICE_SECONDS = 1.0  # the longest a wait blocks before it looks at the stop flag
 HEARTBEAT_SECONDS = 10.0  # heartbeat while idle; a pass beats when it ends
 # Why a pass runs: a full pass (start, poll, after an outage), new source rows, deliveries created
@@ -79,6 +80,7 @@ class Watcher:
     listener: WakeListener | None = None
     passes: int = 0
     beaten_at: float = 0.0
+    busy_passes: int = 0  # passes in a row that found a phase's lock held
     db_outage: Outage = field(init=False)
     pass_failures: Outage = field(init=False)
 
@@ -110,7 +112,8 @@ class Watcher:
                     next_full = time.monotonic() + self.settings.poll_seconds
                 reasons = {OK: set(), BUSY: {BUSY}, FAILED: {FULL}}[outcome]
                 if outcome != OK:
-                    retry_at = time.monotonic() + (BUSY_RETRY_SECONDS if outcome == BUSY else self._failure_delay())
+                    retry_at = time.monotonic() + (self._busy_delay() if outcome == BUSY else self._failure_delay())
+                self.busy_passes = self.busy_passes + 1 if outcome == BUSY else 0
             reasons |= self._wait(min(next_full, retry_at, self._next_wake()))
         return {"watch": "stopped", "name": self.settings.name, "passes": self.passes}
 
@@ -127,6 +130,10 @@ class Watcher:
             if time.monotonic() - self.beaten_at >= HEARTBEAT_SECONDS:
                 self._beat(None)
         return set()
+
+    def _busy_delay(self) -> float:
+        """0.5 s after the first busy pass, doubling for each one after it, at most 8 s."""
+        return min(BUSY_RETRY_SECONDS * 2 ** self.busy_passes, BUSY_RETRY_MAX_SECONDS)
 
     def _failure_delay(self) -> float:
         return max(self.db_outage.wait_seconds(), self.pass_failures.wait_seconds())
