@@ -88,7 +88,7 @@ def _many_events(conn: psycopg.Connection, count: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-@pytest.mark.parametrize("new_events", [1, 1200])  # the ON CONFLICT statement, then the plain INSERT
+@pytest.mark.parametrize("new_events", [1, 1200])
 def test_a_fingerprint_committed_meanwhile_is_skipped_not_duplicated(conn, db_url, new_events):
     """Another session writes one of the run's fingerprints and commits while the run inserts:
     the run's look-up of existing alerts cannot have seen it, so the unique key stops the
@@ -109,8 +109,8 @@ def test_a_fingerprint_committed_meanwhile_is_skipped_not_duplicated(conn, db_ur
 
 
 def test_a_spike_seen_earlier_today_does_not_stop_a_large_run(conn, db_url):
-    """The spike's fingerprint exists, so the plain INSERT of 1,200 new alerts meets the unique
-    key; the run is redone with ON CONFLICT and creates them all."""
+    """The spike's fingerprint exists when 1,200 new alerts are inserted with it: the run skips
+    the spike and creates them all."""
     seed.risk_index(conn, "Europe", 75)
     assert _phase_a(db_url)["created"] == 1
     _many_events(conn, 1200)
