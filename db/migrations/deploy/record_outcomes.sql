@@ -16,6 +16,7 @@ DROP FUNCTION IF EXISTS release_deliveries(bigint[]);
 \ir ../../functions/record_outcomes.sql
 REVOKE ALL ON FUNCTION
     alerts_check_claim_tokens(text, bigint[], bigint[]),
+    alerts_finish_deliveries(text, text, bigint[], bigint[], text[]),
     mark_deliveries_sent(bigint[], bigint[], text[]), mark_deliveries_failed(bigint[], bigint[], text[]),
     mark_deliveries_skipped(bigint[], bigint[], text[]), requeue_deliveries(bigint[], bigint[], text[]),
     release_deliveries(bigint[], bigint[])

@@ -6,6 +6,7 @@ DROP FUNCTION IF EXISTS mark_deliveries_failed(bigint[], bigint[], text[]);
 DROP FUNCTION IF EXISTS mark_deliveries_skipped(bigint[], bigint[], text[]);
 DROP FUNCTION IF EXISTS requeue_deliveries(bigint[], bigint[], text[]);
 DROP FUNCTION IF EXISTS release_deliveries(bigint[], bigint[]);
+DROP FUNCTION IF EXISTS alerts_finish_deliveries(text, text, bigint[], bigint[], text[]);
 DROP FUNCTION IF EXISTS alerts_check_claim_tokens(text, bigint[], bigint[]);
 COMMIT;
 \ir ../deploy/record_outcomes@v1.1.sql
