@@ -318,6 +318,27 @@ def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(legacy_url):
     assert schema_of(legacy_url) == reference
 
 
+@pytest.mark.parametrize("table", ["alert_events", "user_alert_deliveries"])
+def test_an_index_an_earlier_upgrade_deferred_is_built_again_and_an_invalid_one_replaced(legacy_url, table):
+    """An earlier version of the upgrade dropped a legacy index to retype a column, logged it as
+    'deferred_index' and was interrupted: the next deploy builds it, CONCURRENTLY, replacing an
+    INVALID index a failed rebuild left under its name."""
+    with psycopg.connect(legacy_url, autocommit=True) as conn:
+        migrate.deploy(conn)
+        definition = f"CREATE INDEX legacy_created_idx ON public.{table} USING btree (created_at)"
+        conn.execute("INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail) VALUES "
+                     "('deferred_index', %s, jsonb_build_object('name', 'legacy_created_idx', 'definition', %s::text))",
+                     [table, definition])
+        with pytest.raises(psycopg.errors.UniqueViolation):  # a rebuild that failed half-way
+            conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY legacy_created_idx ON {table} (channel)"
+                         if table == "user_alert_deliveries" else
+                         f"CREATE UNIQUE INDEX CONCURRENTLY legacy_created_idx ON {table} (scope_region)")
+        migrate.deploy(conn)
+        built = conn.execute("SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                             "WHERE i.indexrelid = 'legacy_created_idx'::regclass").fetchone()
+    assert built == (True, definition)
+
+
 def test_duplicates_within_one_event_are_merged_where_the_old_unique_index_is_missing(legacy_url):
     with psycopg.connect(legacy_url, autocommit=True) as conn:
         conn.execute("DROP INDEX user_alert_deliveries_user_event_channel_uidx")

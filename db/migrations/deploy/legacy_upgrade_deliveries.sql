@@ -42,6 +42,7 @@ SET lock_timeout = '5s';
 SET client_min_messages = warning;
 -- Timestamps without time zone are UTC (the host's convention) in every comparison.
 SET timezone = 'UTC';
+\ir ../../functions/legacy_upgrade_steps.sql
 
 -- 1. Missing columns and defaults. Metadata only: constant defaults are not written into rows.
 DO $$
@@ -83,46 +84,22 @@ $$;
 
 -- 2. Legacy-only columns that are NOT NULL without a default would make every engine
 --    INSERT fail: they accept NULL from now on (values kept; recorded in the log).
-DO $$
-DECLARE
-    legacy_column name;
-BEGIN
-    FOR legacy_column IN
-        SELECT a.attname
-          FROM pg_attribute a
-         WHERE a.attrelid = 'user_alert_deliveries'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-           AND a.attnotnull AND NOT a.atthasdef
-           AND a.attname <> ALL (ARRAY['id', 'alert_event_id', 'user_id', 'channel', 'delivery_kind', 'status',
+SELECT alerts_legacy_accept_null('user_alert_deliveries',
+                                 ARRAY['id', 'alert_event_id', 'user_id', 'channel', 'delivery_kind', 'status',
                                        'attempts', 'next_retry_at', 'last_error', 'sent_at', 'provider_message_id',
-                                       'claimed_at', 'lease_expires_at', 'created_at', 'digest_id'])
-    LOOP
-        EXECUTE format('ALTER TABLE user_alert_deliveries ALTER COLUMN %I DROP NOT NULL', legacy_column);
-        INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail)
-        VALUES ('dropped_not_null', 'user_alert_deliveries', jsonb_build_object('column', legacy_column));
-    END LOOP;
-END
-$$;
+                                       'claimed_at', 'lease_expires_at', 'created_at', 'digest_id']);
 
 -- 3. Column types are kept (see the header). An earlier version of this change turned
 --    created_at and sent_at into timestamptz, dropping the legacy indexes on them first
 --    and recording them as 'deferred_index'; one it recorded and did not rebuild (a
 --    deploy interrupted in between) is rebuilt here, CONCURRENTLY.
 -- A rebuild that failed earlier left an INVALID index under the name: dropped, then built again.
-SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname)
-  FROM pg_index i
-  JOIN pg_class c ON c.oid = i.indexrelid
-  JOIN alerts_legacy_upgrade_log l
-    ON l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries' AND l.detail ->> 'name' = c.relname
- WHERE i.indrelid = 'user_alert_deliveries'::regclass AND NOT i.indisvalid
+SELECT alerts_legacy_invalid_index_drops('user_alert_deliveries')
 \gexec
 
 -- CONCURRENTLY waits, without blocking anyone, for older transactions to finish.
 SET lock_timeout = '10min';
-SELECT regexp_replace(l.detail ->> 'definition', '^CREATE INDEX ', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS ')
-  FROM alerts_legacy_upgrade_log l
- WHERE l.kind = 'deferred_index' AND l.table_name = 'user_alert_deliveries'
-   AND to_regclass(format('public.%I', l.detail ->> 'name')) IS NULL
- ORDER BY l.id
+SELECT alerts_legacy_deferred_index_builds('user_alert_deliveries')
 \gexec
 SET lock_timeout = '5s';
 
@@ -134,7 +111,6 @@ SET lock_timeout = '5s';
 --    example a delivery_kind list without the host's kinds) is replaced.
 DO $$
 DECLARE
-    wanted record;
     leftover record;
 BEGIN
     FOR leftover IN
@@ -151,32 +127,19 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE user_alert_deliveries DROP CONSTRAINT %I', leftover.conname);
     END LOOP;
-    FOR wanted IN
-        SELECT *
-          FROM (VALUES ('user_alert_deliveries_channel_check', $c$CHECK (channel IN ('email', 'telegram', 'sms'))$c$),
-                       -- The engine's kinds are 'instant' and 'digest'; the host has kinds of its own.
-                       ('user_alert_deliveries_delivery_kind_check', $c$CHECK (delivery_kind <> '')$c$),
-                       ('user_alert_deliveries_status_check',
-                        $c$CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped'))$c$),
-                       ('user_alert_deliveries_attempts_check', 'CHECK (attempts >= 0)'),
-                       ('user_alert_deliveries_sent_has_sent_at',
-                        $c$CHECK ((status = 'sent') = (sent_at IS NOT NULL) OR attempts = 0)$c$),
-                       ('user_alert_deliveries_failed_has_error',
-                        $c$CHECK (status <> 'failed' OR last_error IS NOT NULL OR attempts = 0)$c$),
-                       ('user_alert_deliveries_sending_was_attempted', $c$CHECK (status <> 'sending' OR attempts > 0)$c$),
-                       ('user_alert_deliveries_sending_has_lease',
-                        $c$CHECK ((status = 'sending') = (lease_expires_at IS NOT NULL))$c$),
-                       ('user_alert_deliveries_sending_was_claimed',
-                        $c$CHECK (status <> 'sending' OR claimed_at IS NOT NULL)$c$)
-               ) AS c (conname, definition)
-         WHERE NOT EXISTS (SELECT 1 FROM pg_constraint pc
-                            WHERE pc.conrelid = 'user_alert_deliveries'::regclass AND pc.conname = c.conname)
-    LOOP
-        EXECUTE format('ALTER TABLE user_alert_deliveries ADD CONSTRAINT %I %s NOT VALID',
-                       wanted.conname, wanted.definition);
-    END LOOP;
 END
 $$;
+SELECT alerts_legacy_add_checks('user_alert_deliveries', jsonb_build_object(
+           'user_alert_deliveries_channel_check', $c$CHECK (channel IN ('email', 'telegram', 'sms'))$c$,
+           -- The engine's kinds are 'instant' and 'digest'; the host has kinds of its own.
+           'user_alert_deliveries_delivery_kind_check', $c$CHECK (delivery_kind <> '')$c$,
+           'user_alert_deliveries_status_check', $c$CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped'))$c$,
+           'user_alert_deliveries_attempts_check', 'CHECK (attempts >= 0)',
+           'user_alert_deliveries_sent_has_sent_at', $c$CHECK ((status = 'sent') = (sent_at IS NOT NULL) OR attempts = 0)$c$,
+           'user_alert_deliveries_failed_has_error', $c$CHECK (status <> 'failed' OR last_error IS NOT NULL OR attempts = 0)$c$,
+           'user_alert_deliveries_sending_was_attempted', $c$CHECK (status <> 'sending' OR attempts > 0)$c$,
+           'user_alert_deliveries_sending_has_lease', $c$CHECK ((status = 'sending') = (lease_expires_at IS NOT NULL))$c$,
+           'user_alert_deliveries_sending_was_claimed', $c$CHECK (status <> 'sending' OR claimed_at IS NOT NULL)$c$));
 
 -- 5. Legacy rows made to satisfy them (mapping in the header), walking the primary key
 --    in committed batches of 5,000 ids; only while a CHECK is still unvalidated, so a
@@ -241,20 +204,10 @@ END
 $$;
 
 -- 6. Validation of the existing rows: SHARE UPDATE EXCLUSIVE, reads and writes go on.
-DO $$
-DECLARE
-    unvalidated name;
-BEGIN
-    FOR unvalidated IN
-        SELECT conname FROM pg_constraint
-         WHERE conrelid = 'user_alert_deliveries'::regclass AND contype = 'c' AND NOT convalidated
-           AND conname LIKE 'user\_alert\_deliveries\_%'
-         ORDER BY conname
-    LOOP
-        EXECUTE format('ALTER TABLE user_alert_deliveries VALIDATE CONSTRAINT %I', unvalidated);
-    END LOOP;
-END
-$$;
+SELECT alerts_legacy_validate('user_alert_deliveries',
+                              ARRAY(SELECT conname FROM pg_constraint
+                                     WHERE conrelid = 'user_alert_deliveries'::regclass
+                                       AND conname LIKE 'user\_alert\_deliveries\_%'));
 
 -- 7. The foreign key to alert_events becomes the engine's (ON DELETE CASCADE). A legacy
 --    key without it is replaced: the new one is added NOT VALID (a short SHARE ROW
@@ -303,6 +256,7 @@ BEGIN
 END
 $$;
 
+\ir ../../functions/legacy_upgrade_steps_drop.sql
 RESET client_min_messages;
 RESET lock_timeout;
 RESET timezone;

@@ -30,6 +30,7 @@ SET lock_timeout = '5s';
 SET client_min_messages = warning;
 -- Timestamps without time zone are UTC (the host's convention) in every comparison.
 SET timezone = 'UTC';
+\ir ../../functions/legacy_upgrade_steps.sql
 
 -- 1. Missing columns. Metadata only: constant defaults are stored once, not written
 --    into every row. fanout_completed_at is added with DEFAULT now() (STABLE: evaluated
@@ -63,76 +64,38 @@ $$;
 -- 2. Legacy-only columns that are NOT NULL without a default (for example an old
 --    cooldown_key) would make every engine INSERT fail: they accept NULL from now on.
 --    Their values are kept; a UNIQUE constraint on them still holds (NULLs are distinct).
-DO $$
-DECLARE
-    legacy_column name;
-BEGIN
-    FOR legacy_column IN
-        SELECT a.attname
-          FROM pg_attribute a
-         WHERE a.attrelid = 'alert_events'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-           AND a.attnotnull AND NOT a.atthasdef
-           AND a.attname <> ALL (ARRAY['id', 'alert_type', 'scope_region', 'scope_assets', 'severity', 'headline',
-                                       'body', 'driver_event_ids', 'event_fingerprint', 'fanout_completed_at',
-                                       'created_at'])
-    LOOP
-        EXECUTE format('ALTER TABLE alert_events ALTER COLUMN %I DROP NOT NULL', legacy_column);
-        INSERT INTO alerts_legacy_upgrade_log (kind, table_name, detail)
-        VALUES ('dropped_not_null', 'alert_events', jsonb_build_object('column', legacy_column));
-    END LOOP;
-END
-$$;
+SELECT alerts_legacy_accept_null('alert_events', ARRAY['id', 'alert_type', 'scope_region', 'scope_assets', 'severity',
+                                                      'headline', 'body', 'driver_event_ids', 'event_fingerprint',
+                                                      'fanout_completed_at', 'created_at']);
 
 -- 3. Column types are kept (see the header). An earlier version of this change turned
 --    created_at into timestamptz, dropping the legacy indexes on it first and recording
 --    them as 'deferred_index'; one it recorded and did not rebuild (a deploy interrupted
 --    in between) is rebuilt here, CONCURRENTLY.
 -- A rebuild that failed earlier left an INVALID index under the name: dropped, then built again.
-SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname)
-  FROM pg_index i
-  JOIN pg_class c ON c.oid = i.indexrelid
-  JOIN alerts_legacy_upgrade_log l
-    ON l.kind = 'deferred_index' AND l.table_name = 'alert_events' AND l.detail ->> 'name' = c.relname
- WHERE i.indrelid = 'alert_events'::regclass AND NOT i.indisvalid
+SELECT alerts_legacy_invalid_index_drops('alert_events')
 \gexec
 
 -- CONCURRENTLY waits, without blocking anyone, for older transactions to finish.
 SET lock_timeout = '10min';
-SELECT regexp_replace(l.detail ->> 'definition', '^CREATE INDEX ', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS ')
-  FROM alerts_legacy_upgrade_log l
- WHERE l.kind = 'deferred_index' AND l.table_name = 'alert_events'
-   AND to_regclass(format('public.%I', l.detail ->> 'name')) IS NULL
- ORDER BY l.id
+SELECT alerts_legacy_deferred_index_builds('alert_events')
 \gexec
 SET lock_timeout = '5s';
 
 -- 4. The engine's CHECK constraints, added NOT VALID: a short lock, and every new or
 --    updated row is checked from now on (so no writer can add a row without a
 --    fingerprint while the backfill runs). Existing rows are validated in step 6.
-DO $$
-DECLARE
-    wanted record;
-BEGIN
-    FOR wanted IN
-        SELECT *
-          FROM (VALUES ('alert_events_alert_type_check', $c$CHECK (alert_type ~ '^[A-Z][A-Z_]*$')$c$),
-                       ('alert_events_severity_check', 'CHECK (severity BETWEEN 1 AND 5)'),
-                       ('alert_events_fanout_after_creation', 'CHECK (fanout_completed_at >= created_at)'),
-                       -- Stands for NOT NULL until step 6 sets it (then it is dropped). Never
-                       -- named <table>_<column>_not_null: PostgreSQL 18 gives that name to
-                       -- the column's own NOT NULL constraint.
-                       ('alert_events_event_fingerprint_present', 'CHECK (event_fingerprint IS NOT NULL)')
-               ) AS c (conname, definition)
-         WHERE NOT EXISTS (SELECT 1 FROM pg_constraint pc
-                            WHERE pc.conrelid = 'alert_events'::regclass AND pc.conname = c.conname)
-           AND (c.conname <> 'alert_events_event_fingerprint_present'
-                OR NOT (SELECT attnotnull FROM pg_attribute
-                         WHERE attrelid = 'alert_events'::regclass AND attname = 'event_fingerprint'))
-    LOOP
-        EXECUTE format('ALTER TABLE alert_events ADD CONSTRAINT %I %s NOT VALID', wanted.conname, wanted.definition);
-    END LOOP;
-END
-$$;
+-- alert_events_event_fingerprint_present stands for NOT NULL until step 6 sets it (then it is
+-- dropped); it is never named <table>_<column>_not_null, the name PostgreSQL 18 gives the
+-- column's own NOT NULL constraint, and not added once the column is NOT NULL.
+SELECT alerts_legacy_add_checks('alert_events', jsonb_build_object(
+           'alert_events_alert_type_check', $c$CHECK (alert_type ~ '^[A-Z][A-Z_]*$')$c$,
+           'alert_events_severity_check', 'CHECK (severity BETWEEN 1 AND 5)',
+           'alert_events_fanout_after_creation', 'CHECK (fanout_completed_at >= created_at)')
+       || CASE WHEN (SELECT attnotnull FROM pg_attribute
+                      WHERE attrelid = 'alert_events'::regclass AND attname = 'event_fingerprint') THEN '{}'
+               ELSE jsonb_build_object('alert_events_event_fingerprint_present', 'CHECK (event_fingerprint IS NOT NULL)')
+          END);
 
 -- 5. Fingerprints, 5,000 rows per committed batch (row locks only, each batch short).
 --    Contract rules (CONTRACT.md):
@@ -232,21 +195,9 @@ BEGIN
     END IF;
 END
 $$;
-DO $$
-DECLARE
-    unvalidated name;
-BEGIN
-    FOR unvalidated IN
-        SELECT conname FROM pg_constraint
-         WHERE conrelid = 'alert_events'::regclass AND contype = 'c' AND NOT convalidated
-           AND conname IN ('alert_events_alert_type_check', 'alert_events_severity_check',
-                           'alert_events_fanout_after_creation', 'alert_events_event_fingerprint_present')
-         ORDER BY conname
-    LOOP
-        EXECUTE format('ALTER TABLE alert_events VALIDATE CONSTRAINT %I', unvalidated);
-    END LOOP;
-END
-$$;
+SELECT alerts_legacy_validate('alert_events', ARRAY['alert_events_alert_type_check', 'alert_events_severity_check',
+                                                   'alert_events_fanout_after_creation',
+                                                   'alert_events_event_fingerprint_present']);
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_constraint
@@ -258,6 +209,7 @@ BEGIN
 END
 $$;
 
+\ir ../../functions/legacy_upgrade_steps_drop.sql
 RESET client_min_messages;
 RESET lock_timeout;
 RESET timezone;
