@@ -23,6 +23,13 @@ SCHEMA_QUERIES = {
     "functions": """
         SELECT p.oid::regprocedure::text, p.prosrc, p.proconfig, obj_description(p.oid, 'pg_proc'), p.proacl::text
           FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1""",
+    "comments": """
+        SELECT c.relname, a.attname, d.description
+          FROM pg_description d
+          JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid
+          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+         WHERE c.relnamespace = 'public'::regnamespace
+         ORDER BY 1, 2 NULLS FIRST""",
     "config": "SELECT * FROM alerts_config",
 }
 

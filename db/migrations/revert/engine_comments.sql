@@ -1,80 +1,42 @@
 -- Revert alerts_v2:engine_comments
+-- The comments this change wrote go: those of the engine's tables and of the columns it
+-- described (a host's own columns on an adopted table keep theirs).
 BEGIN;
 SET LOCAL lock_timeout = '5s';
-COMMENT ON TABLE alert_events IS NULL;
-COMMENT ON COLUMN alert_events.alert_type IS NULL;
-COMMENT ON COLUMN alert_events.scope_region IS NULL;
-COMMENT ON COLUMN alert_events.scope_assets IS NULL;
-COMMENT ON COLUMN alert_events.severity IS NULL;
-COMMENT ON COLUMN alert_events.headline IS NULL;
-COMMENT ON COLUMN alert_events.body IS NULL;
-COMMENT ON COLUMN alert_events.driver_event_ids IS NULL;
-COMMENT ON COLUMN alert_events.event_fingerprint IS NULL;
-COMMENT ON COLUMN alert_events.fanout_completed_at IS NULL;
-COMMENT ON COLUMN alert_events.created_at IS NULL;
-COMMENT ON COLUMN alert_events.risk_score IS NULL;
-COMMENT ON COLUMN alert_events.fired_on_rise IS NULL;
-COMMENT ON TABLE user_alert_deliveries IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.alert_event_id IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.user_id IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.channel IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.delivery_kind IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.status IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.attempts IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.next_retry_at IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.last_error IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.sent_at IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.provider_message_id IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.claimed_at IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.lease_expires_at IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.claim_token IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.created_at IS NULL;
-COMMENT ON COLUMN user_alert_deliveries.digest_id IS NULL;
-COMMENT ON TABLE alert_digests IS NULL;
-COMMENT ON COLUMN alert_digests.digest_key IS NULL;
-COMMENT ON COLUMN alert_digests.user_id IS NULL;
-COMMENT ON COLUMN alert_digests.channel IS NULL;
-COMMENT ON COLUMN alert_digests.period IS NULL;
-COMMENT ON COLUMN alert_digests.window_start IS NULL;
-COMMENT ON COLUMN alert_digests.window_end IS NULL;
-COMMENT ON COLUMN alert_digests.status IS NULL;
-COMMENT ON COLUMN alert_digests.attempts IS NULL;
-COMMENT ON COLUMN alert_digests.next_retry_at IS NULL;
-COMMENT ON COLUMN alert_digests.last_error IS NULL;
-COMMENT ON COLUMN alert_digests.sent_at IS NULL;
-COMMENT ON COLUMN alert_digests.provider_message_id IS NULL;
-COMMENT ON COLUMN alert_digests.claimed_at IS NULL;
-COMMENT ON COLUMN alert_digests.lease_expires_at IS NULL;
-COMMENT ON COLUMN alert_digests.claim_token IS NULL;
-COMMENT ON COLUMN alert_digests.created_at IS NULL;
-COMMENT ON TABLE alerts_config IS NULL;
-COMMENT ON COLUMN alerts_config.singleton IS NULL;
-COMMENT ON COLUMN alerts_config.high_impact_min_severity IS NULL;
-COMMENT ON COLUMN alerts_config.high_impact_lookback IS NULL;
-COMMENT ON COLUMN alerts_config.spike_window_days IS NULL;
-COMMENT ON COLUMN alerts_config.spike_min_score IS NULL;
-COMMENT ON COLUMN alerts_config.spike_min_rise_pct IS NULL;
-COMMENT ON COLUMN alerts_config.spike_max_age IS NULL;
-COMMENT ON COLUMN alerts_config.fanout_lookback IS NULL;
-COMMENT ON COLUMN alerts_config.max_attempts IS NULL;
-COMMENT ON COLUMN alerts_config.retry_base IS NULL;
-COMMENT ON COLUMN alerts_config.retry_max IS NULL;
-COMMENT ON COLUMN alerts_config.retry_jitter_pct IS NULL;
-COMMENT ON COLUMN alerts_config.lease_duration IS NULL;
-COMMENT ON COLUMN alerts_config.digest_period IS NULL;
-COMMENT ON COLUMN alerts_config.digest_grace IS NULL;
-COMMENT ON TABLE alerts_runs IS NULL;
-COMMENT ON COLUMN alerts_runs.phase IS NULL;
-COMMENT ON COLUMN alerts_runs.status IS NULL;
-COMMENT ON COLUMN alerts_runs.started_at IS NULL;
-COMMENT ON COLUMN alerts_runs.finished_at IS NULL;
-COMMENT ON COLUMN alerts_runs.counts IS NULL;
-COMMENT ON COLUMN alerts_runs.error IS NULL;
-COMMENT ON TABLE alerts_legacy_upgrade_log IS NULL;
-COMMENT ON COLUMN alerts_legacy_upgrade_log.kind IS NULL;
-COMMENT ON COLUMN alerts_legacy_upgrade_log.table_name IS NULL;
-COMMENT ON COLUMN alerts_legacy_upgrade_log.row_id IS NULL;
-COMMENT ON COLUMN alerts_legacy_upgrade_log.merged_into_id IS NULL;
-COMMENT ON COLUMN alerts_legacy_upgrade_log.detail IS NULL;
-COMMENT ON COLUMN alerts_legacy_upgrade_log.logged_at IS NULL;
+DO $$
+DECLARE
+    described record;
+    column_name text;
+BEGIN
+    FOR described IN
+        SELECT *
+          FROM (VALUES
+                       ('alert_events', ARRAY['alert_type', 'scope_region', 'scope_assets', 'severity', 'headline',
+                                              'body', 'driver_event_ids', 'event_fingerprint', 'fanout_completed_at',
+                                              'created_at', 'risk_score', 'fired_on_rise']),
+                       ('user_alert_deliveries', ARRAY['alert_event_id', 'user_id', 'channel', 'delivery_kind',
+                                                       'status', 'attempts', 'next_retry_at', 'last_error', 'sent_at',
+                                                       'provider_message_id', 'claimed_at', 'lease_expires_at',
+                                                       'claim_token', 'created_at', 'digest_id']),
+                       ('alert_digests', ARRAY['digest_key', 'user_id', 'channel', 'period', 'window_start',
+                                               'window_end', 'status', 'attempts', 'next_retry_at', 'last_error',
+                                               'sent_at', 'provider_message_id', 'claimed_at', 'lease_expires_at',
+                                               'claim_token', 'created_at']),
+                       ('alerts_config', ARRAY['singleton', 'high_impact_min_severity', 'high_impact_lookback',
+                                               'spike_window_days', 'spike_min_score', 'spike_min_rise_pct',
+                                               'spike_max_age', 'fanout_lookback', 'max_attempts', 'retry_base',
+                                               'retry_max', 'retry_jitter_pct', 'lease_duration', 'digest_period',
+                                               'digest_grace']),
+                       ('alerts_runs', ARRAY['phase', 'status', 'started_at', 'finished_at', 'counts', 'error']),
+                       ('alerts_legacy_upgrade_log', ARRAY['kind', 'table_name', 'row_id', 'merged_into_id', 'detail',
+                                                           'logged_at'])
+               ) AS t (table_name, column_names)
+    LOOP
+        EXECUTE format('COMMENT ON TABLE %I IS NULL', described.table_name);
+        FOREACH column_name IN ARRAY described.column_names LOOP
+            EXECUTE format('COMMENT ON COLUMN %I.%I IS NULL', described.table_name, column_name);
+        END LOOP;
+    END LOOP;
+END
+$$;
 COMMIT;
