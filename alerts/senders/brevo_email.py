@@ -22,10 +22,9 @@ from alerts.senders.http_common import (
     DEFAULT_TIMEOUT,
     HttpProvider,
     http_base_url,
+    http_client,
     json_object,
-    pool_limits,
     retry_after_header,
-    timeouts,
 )
 from alerts.senders.provider import entry_points
 from alerts.senders.smtp_email import EmailFrom, parse_email_from
@@ -77,14 +76,9 @@ class BrevoEmailSender(HttpProvider):
 
     def __init__(self, config: BrevoConfig, timeout: float = DEFAULT_TIMEOUT,
                  connections: int = DEFAULT_POOL) -> None:
-        self.config = config
-        self.secret = config.api_key
-        super().__init__(httpx.Client(
-            base_url=config.base_url,
-            headers={"api-key": config.api_key, "accept": "application/json"},
-            timeout=timeouts(timeout),
-            limits=pool_limits(connections),
-        ))
+        client = http_client(config.base_url, timeout, connections,
+                             headers={"api-key": config.api_key, "accept": "application/json"})
+        super().__init__(config, config.api_key, client)
 
     def __repr__(self) -> str:
         return f"BrevoEmailSender({self.config.base_url})"

@@ -5,6 +5,7 @@ trusting either. A subclass says where to POST what (request()) and what the ans
 (classify())."""
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -59,12 +60,22 @@ def timeouts(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(seconds, 5.0), pool=None)
 
 
+def http_client(base_url: str, timeout: float, connections: int, **options: Any) -> httpx.Client:
+    """The client every HTTP provider sends through: base_url, the timeouts, and a keep-alive pool of
+    `connections` (on the client, unless options bring a transport of their own that holds it)."""
+    if "transport" not in options:
+        options["limits"] = pool_limits(connections)
+    return httpx.Client(base_url=base_url, timeout=timeouts(timeout), **options)
+
+
 class HttpProvider(Provider):
     """A provider reached by one POST per message through a shared, thread-safe httpx.Client."""
 
     label = "the provider"  # for error texts: "cannot reach Telegram"
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, config: Any, secret: str, client: httpx.Client) -> None:
+        self.config = config
+        self.secret = secret  # masked wherever an error or a log line could show it
         self._client = client
 
     def request(self, message: OutgoingMessage) -> tuple[str, dict[str, object]]:

@@ -31,9 +31,9 @@ from alerts.senders.http_common import (
     DEFAULT_TIMEOUT,
     HttpProvider,
     http_base_url,
+    http_client,
     json_object,
     pool_limits,
-    timeouts,
 )
 from alerts.senders.provider import entry_points
 
@@ -102,15 +102,11 @@ class TelegramSender(HttpProvider):
 
     def __init__(self, config: TelegramConfig, timeout: float = DEFAULT_TIMEOUT,
                  connections: int = DEFAULT_POOL) -> None:
-        self.config = config
-        self.secret = config.token
         inner = httpx.HTTPTransport(proxy=env_proxy(config.api_base), retries=0, limits=pool_limits(connections))
-        super().__init__(httpx.Client(
-            base_url=config.api_base,
-            transport=BotTokenTransport(config.token, inner),
-            trust_env=False,  # proxies come from env_proxy, on the inner transport
-            timeout=timeouts(timeout),
-        ))
+        client = http_client(config.api_base, timeout, connections,
+                             transport=BotTokenTransport(config.token, inner),
+                             trust_env=False)  # proxies come from env_proxy, on the inner transport
+        super().__init__(config, config.token, client)
 
     def __repr__(self) -> str:
         return f"TelegramSender({self.config.describe()})"

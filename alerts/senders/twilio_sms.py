@@ -25,10 +25,9 @@ from alerts.senders.http_common import (
     DEFAULT_TIMEOUT,
     HttpProvider,
     http_base_url,
+    http_client,
     json_object,
-    pool_limits,
     retry_after_header,
-    timeouts,
 )
 from alerts.senders.provider import entry_points
 
@@ -85,16 +84,11 @@ class TwilioSmsSender(HttpProvider):
 
     def __init__(self, config: TwilioConfig, timeout: float = DEFAULT_TIMEOUT,
                  connections: int = DEFAULT_POOL) -> None:
-        self.config = config
-        self.secret = config.auth_token
         self._path = f"/2010-04-01/Accounts/{config.account_sid}/Messages.json"
-        super().__init__(httpx.Client(
-            base_url=config.api_base,
-            auth=httpx.BasicAuth(config.account_sid, config.auth_token),
-            headers={"accept": "application/json"},
-            timeout=timeouts(timeout),
-            limits=pool_limits(connections),
-        ))
+        client = http_client(config.api_base, timeout, connections,
+                             auth=httpx.BasicAuth(config.account_sid, config.auth_token),
+                             headers={"accept": "application/json"})
+        super().__init__(config, config.auth_token, client)
 
     def __repr__(self) -> str:
         return f"TwilioSmsSender({self.config.describe()})"
