@@ -179,7 +179,7 @@ def lane_open(sender: Sender, lane: Lane) -> bool:
 
 
 def may_claim(sender: Sender, lane: Lane, counts: DeliveryCounts, max_send: int) -> bool:
-    return not lane.exhausted and counts.claimed < max_send and lane_open(sender, lane)
+    return not lane.exhausted and counts.taken < max_send and lane_open(sender, lane)
 
 
 def fill(db: Database, queue_def: Queue, sender: Sender, lanes: list[Lane], work: "Work", counts: DeliveryCounts,
@@ -193,7 +193,7 @@ def fill(db: Database, queue_def: Queue, sender: Sender, lanes: list[Lane], work
         size = claim_size(sender, lane, batch_size, lease_seconds, now)
         if lane.pending >= size:
             continue
-        wanted = min(size - lane.pending, max_send - counts.claimed)  # what waits in the lane counts too
+        wanted = min(size - lane.pending, max_send - counts.taken)  # what waits in the lane counts too
         guard.check_lock()
         rows = db.rows(queue_def.claim, [wanted, [lane.channel] if lane.channel else None])
         queue_def.prepare(db, rows)
@@ -261,7 +261,7 @@ def wait_out_hold(sender: Sender, lane: Lane) -> bool:
 
 def busy(sender: Sender, lanes: list[Lane], counts: DeliveryCounts, max_send: int) -> bool:
     return any(lane.pending > 0 or may_claim(sender, lane, counts, max_send) or
-               (counts.claimed < max_send and wait_out_hold(sender, lane)) for lane in lanes)
+               (counts.taken < max_send and wait_out_hold(sender, lane)) for lane in lanes)
 
 
 def drain_concurrently(db: Database, queue_def: Queue, sender: Sender, batch_size: int, max_send: int,

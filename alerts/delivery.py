@@ -119,6 +119,12 @@ class DeliveryCounts:
     channels_held: dict[str, int] = field(default_factory=dict)
     channels_unavailable: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def taken(self) -> int:
+        """What counts against ALERTS_MAX_SEND_PER_RUN: rows claimed and not released unsent, so a row
+        released (its channel held) and claimed again later in the run counts once."""
+        return self.claimed - self.released
+
 
 @dataclass
 class BatchOutcomes:
@@ -232,7 +238,7 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
             if counts.stopped_by:
                 return counts
         channels = sendable_channels(sender)
-        counts.stopped_early = counts.claimed >= max_send and count_due(db, 1, channels) > 0
+        counts.stopped_early = counts.taken >= max_send and count_due(db, 1, channels) > 0
         report_unserved_channels(db, sender, counts)
     except LockLost as error:
         counts.error = f"{error}; every outcome was recorded, fenced by its claim token; nothing is lost"
@@ -246,12 +252,12 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
 def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send: int,
           counts: DeliveryCounts, record_interval: float, guard: RunGuard) -> None:
     channels = sendable_channels(sender)
-    while counts.claimed < max_send and (channels is None or channels):
+    while counts.taken < max_send and (channels is None or channels):
         if guard.stop_requested():
             counts.stopped_by = guard.stop_requested()
             return
         guard.check_lock()
-        rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
+        rows = db.rows(queue.claim, [min(batch_size, max_send - counts.taken), channels])
         queue.prepare(db, rows)
         if not rows:
             return

@@ -120,6 +120,28 @@ def test_a_429_holds_telegram_and_slows_it_down_for_the_rest_of_the_run(conn, db
     assert counts["sent"] == total - 1 and counts["requeued"] == 1
 
 
+def test_rows_released_by_a_hold_and_claimed_again_count_once_against_the_run_cap(conn, db_url):
+    """A 429 holds Telegram for a second: the rows claimed for it are released and claimed again
+    when the hold ends. ALERTS_MAX_SEND_PER_RUN=30 still sends 30 messages (one of them the
+    throttled one's retry is not: it waits for its backoff), not 30 minus the released rows."""
+    fan_out(conn, users=50, events=1, channel="telegram")
+    with FakeTelegramApi(BOT_TOKEN) as api:
+        api.throttled_chats["100002"] = 1
+        throttle_once = api.send_message
+
+        def send_message(params: dict[str, object]):  # noqa: ANN202 - a Reply
+            reply = throttle_once(params)
+            api.throttled_chats.pop(str(params.get("chat_id")), None)
+            return reply
+
+        api.send_message = send_message  # type: ignore[method-assign]
+        counts = counts_of(run_runner(db_url, "--phase", "c", env={
+            **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20", "ALERTS_MAX_SEND_PER_RUN": "30"}))
+    assert counts["released"] > 0, counts  # the hold did release claimed rows
+    assert counts["sent"] + counts["requeued"] == 30 and counts["stopped_early"], counts
+    assert statuses(conn).get("sending", 0) == 0
+
+
 class Paced(LocalSender):
     def __init__(self, rate: float | None) -> None:
         self.rate = rate
