@@ -121,8 +121,10 @@ class DeliveryCounts:
 
     @property
     def taken(self) -> int:
-        """What counts against ALERTS_MAX_SEND_PER_RUN: rows claimed and not released unsent, so a row
-        released (its channel held) and claimed again later in the run counts once."""
+        """Rows claimed and not released unsent: what counts against ALERTS_MAX_SEND_PER_RUN when many
+        are in flight, where a row released by a hold is claimed again once the hold ends (it counts
+        once). The one-at-a-time loop never claims a released row again in the same run, so it
+        counts every claim: a sender that cannot serve a row it was given ends the run, not a loop."""
         return self.claimed - self.released
 
 
@@ -252,12 +254,12 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
 def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send: int,
           counts: DeliveryCounts, record_interval: float, guard: RunGuard) -> None:
     channels = sendable_channels(sender)
-    while counts.taken < max_send and (channels is None or channels):
+    while counts.claimed < max_send and (channels is None or channels):
         if guard.stop_requested():
             counts.stopped_by = guard.stop_requested()
             return
         guard.check_lock()
-        rows = db.rows(queue.claim, [min(batch_size, max_send - counts.taken), channels])
+        rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
         queue.prepare(db, rows)
         if not rows:
             return
