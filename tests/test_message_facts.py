@@ -1,6 +1,7 @@
 """Messages a recipient can act on, end to end through the runner: when (UTC, a spike's reading time),
 why it fired, the baseline, the source link from optional host columns; the file outbox carries
-exactly what each provider receives; a role that may not read the source rows still gets its messages."""
+exactly what each provider receives; a runner login that may only execute the engine's functions gets
+the facts too (alert_message_facts() reads them as the engine's owner)."""
 
 import json
 from datetime import UTC
@@ -11,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from alerts.delivery import Database
-from alerts.event_facts import FactsLoader
+from alerts.event_facts import FACTS_SQL, FactsLoader
 from alerts.templates import sms_segment_fits
 from tests import seed
 from tests.conftest import run_runner
@@ -146,20 +147,44 @@ def runner_login(admin_url: str, db_url: str):
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def test_a_role_that_may_not_read_the_source_rows_still_sends_what_the_claim_holds(conn, runner_login, tmp_path):
+def test_a_runner_login_that_may_only_execute_the_engines_functions_gets_the_facts(conn, runner_login, tmp_path):
+    """alerts_runner may not read events, risk_indices or asset_risk: alert_message_facts() reads them
+    as the engine's owner, so its messages say when and where from all the same."""
+    conn.execute("ALTER TABLE events ADD COLUMN source_url text")
     _subscriber(conn, "HIGH_IMPACT_EVENT")
-    seed.event(conn, title="Refinery fire", region="Europe", category="supply")
+    event = seed.event(conn, title="Refinery fire", region="Europe", category="supply", age="2 hours")
+    conn.execute("UPDATE events SET source_url = 'https://news.example.com/fire' WHERE id = %s", [event])
     _fan_out(conn)
+    with psycopg.connect(runner_login) as runner:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            runner.execute("SELECT 1 FROM events")
 
     lines = _send_to_outbox(runner_login, tmp_path)
 
     email = lines["email:1"]
-    assert email["subject"] == "[High-impact event 5/5] Refinery fire"
-    assert email["body"].startswith("Refinery fire\n\nSeverity 5/5 event in Europe (supply).\n")  # Phase A's text
-    assert "When:   alert raised " in email["body"]
-    assert lines["_stderr"].count("messages carry only what the claim returns") == 1
-    assert "GRANT SELECT ON" in lines["_stderr"]
+    assert f"When:   {_utc(conn, 'inserted_at FROM events')} (alert raised " in email["body"]
+    assert "https://news.example.com/fire" in email["body"]
+    assert "carry only what the claim returns" not in lines["_stderr"]
     assert conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall() == [("sent", 3)]
+
+
+def test_optional_event_columns_are_chosen_by_name_and_type(conn):
+    """The first candidate column of the right type holds a fact; one of another type is passed over
+    (source_url integer, occurred_at text), and a naive time is read as UTC."""
+    conn.execute("ALTER TABLE events ADD COLUMN url text, ADD COLUMN source_url integer, "
+                 "ADD COLUMN description varchar(200), ADD COLUMN published_at timestamp, "
+                 "ADD COLUMN occurred_at text, ADD COLUMN source text")
+    event = seed.event(conn, title="Pipeline explosion", region="Europe", severity=5)
+    conn.execute("UPDATE events SET url = 'https://news.example.com/p', source_url = 7, description = 'Blast.', "
+                 "published_at = '2026-11-30 06:00:00', occurred_at = 'yesterday', source = 'Example News' "
+                 "WHERE id = %s", [event])
+    conn.execute("SELECT alerts_phase_a()")
+    row = conn.execute("SELECT occurred_at, summary, source_url, source_name FROM alert_message_facts(ARRAY[1])"
+                       ).fetchone()
+    assert row is not None
+    occurred_at, summary, source_url, source_name = row
+    assert occurred_at.astimezone(UTC).isoformat() == "2026-11-30T06:00:00+00:00"
+    assert (summary, source_url, source_name) == ("Blast.", "https://news.example.com/p", "Example News")
 
 
 class CountingDatabase(Database):
@@ -168,7 +193,7 @@ class CountingDatabase(Database):
         self.statements: list[str] = []
 
     def rows(self, statement: object, params: list) -> list[dict]:  # type: ignore[override]
-        self.statements.append(str(statement) if isinstance(statement, str) else "facts")
+        self.statements.append("facts" if statement == FACTS_SQL else str(statement))
         return super().rows(statement, params)  # type: ignore[arg-type]
 
 

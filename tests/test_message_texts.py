@@ -12,7 +12,7 @@ import pytest
 
 from alerts import templates
 from alerts.errors import UsageError
-from alerts.event_facts import chosen_columns, web_link
+from alerts.event_facts import web_link
 from alerts.message import DigestItem, EventFacts
 from alerts.message_settings import MessageSettings, settings_from_env
 from tests.conftest import ROOT
@@ -138,11 +138,3 @@ def test_a_long_digest_stays_within_each_channels_limit():
     assert templates.email_text(digest, settings=PREFS).count("\n- [4/5] ") == 100
     sms = templates.sms_text(digest, settings=PREFS)
     assert sms.startswith("Daily alert digest 2026-11-30, 300 alerts: 4/5 Event 0 ") and templates.sms_segment_fits(sms)
-
-
-def test_optional_event_columns_are_chosen_by_name_and_type():
-    columns = [("id", "bigint"), ("url", "text"), ("source_url", "integer"), ("description", "character varying"),
-               ("published_at", "timestamp without time zone"), ("occurred_at", "text"), ("source", "text")]
-    assert chosen_columns(columns) == {"occurred_at": "published_at", "summary": "description",
-                                       "source_url": "url", "source_name": "source"}
-    assert chosen_columns([("id", "bigint")]) == {}
