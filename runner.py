@@ -57,7 +57,10 @@ class Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = Parser(description="Run the Alerts v2 pipeline phases against DATABASE_URL.")
-    parser.add_argument("--phase", choices=sorted(PHASE_ORDER), help="which phase to run; all = A, B, D, then C")
+    parser.add_argument("--phase", choices=sorted(PHASE_ORDER),
+                        help="which phase to run: a = source rows to alert events, b = alert events to "
+                             "deliveries (fanout), d = digest deliveries to digests, c = send what is due; "
+                             "all = a, b, d, then c")
     parser.add_argument("--dry-run", action="store_true",
                         help="change nothing, send nothing; report what a real run would do")
     parser.add_argument("--batch-size", type=int, default=None,
