@@ -3,6 +3,7 @@ host tables are created only when missing and only gain columns."""
 
 import shutil
 import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import psycopg
@@ -255,3 +256,26 @@ def test_only_the_scripts_that_need_it_run_statement_by_statement():
                         migrate.load_script(change.deploy_script)))}
     assert by_statement == {"legacy_upgrade_events", "legacy_upgrade_deliveries", "indexes_concurrently",
                             "digests_indexes", "claim_tokens", "alert_events_spike_fields"}
+
+
+def _statements(script) -> list[str]:  # noqa: ANN001 - a Path
+    return [line for line in migrate.load_script(script).splitlines()
+            if line.strip() and not line.lstrip().startswith("--")]
+
+
+@pytest.mark.parametrize("change", ["record_outcomes", "digests", "phase_b_fanout"])
+def test_a_frozen_copy_for_a_rework_deploys_exactly_what_the_change_deploys_now(tmp_path, change):
+    """scripts/freeze_rework.py inlines every function file the change includes, so the @tag copy keeps
+    today's functions after they are edited; revert and verify are copied as they are."""
+    for folder in ("db", "scripts"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    frozen = subprocess.run([sys.executable, str(tmp_path / "scripts" / "freeze_rework.py"), change, "v9.9"],
+                            capture_output=True, text=True, timeout=60)
+    assert frozen.returncode == 0, frozen.stderr
+    migrations = tmp_path / "db" / "migrations"
+    copy = migrations / "deploy" / f"{change}@v9.9.sql"
+    assert "\\ir" not in copy.read_text(encoding="utf-8")
+    assert _statements(copy) == _statements(migrations / "deploy" / f"{change}.sql")
+    for kind in ("revert", "verify"):
+        frozen_script, live_script = (migrations / kind / f"{change}{tag}.sql" for tag in ("@v9.9", ""))
+        assert frozen_script.read_text() == live_script.read_text()

@@ -9,7 +9,11 @@ DROP FUNCTION IF EXISTS claim_digests(integer, text[]);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS record_digest_outcomes(text, bigint[], text[]);
 \ir ../../functions/phase_d_digests.sql
-\ir ../../functions/digest_delivery.sql
+\ir ../../functions/claim_digests.sql
+\ir ../../functions/requeue_digests.sql
+\ir ../../functions/record_digest_outcomes.sql
+\ir ../../functions/reclaim_expired_digests.sql
+\ir ../../functions/count_due_digests.sql
 REVOKE ALL ON FUNCTION alerts_phase_d(), claim_digests(integer, text[]), count_due_digests(integer, text[]),
     alerts_requeue_digests(bigint[], bigint[], text[], boolean),
     record_digest_outcomes(text, bigint[], bigint[], text[]), reclaim_expired_digests() FROM PUBLIC;

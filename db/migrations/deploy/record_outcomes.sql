@@ -13,7 +13,11 @@ DROP FUNCTION IF EXISTS mark_deliveries_skipped(bigint[], text[]);
 DROP FUNCTION IF EXISTS requeue_deliveries(bigint[], text[]);
 -- squawk-ignore ban-drop-function
 DROP FUNCTION IF EXISTS release_deliveries(bigint[]);
-\ir ../../functions/record_outcomes.sql
+\ir ../../functions/claim_token_check.sql
+\ir ../../functions/mark_deliveries_sent.sql
+\ir ../../functions/finish_deliveries.sql
+\ir ../../functions/requeue_deliveries.sql
+\ir ../../functions/release_deliveries.sql
 REVOKE ALL ON FUNCTION
     alerts_check_claim_tokens(text, bigint[], bigint[]),
     alerts_finish_deliveries(text, text, bigint[], bigint[], text[]),
