@@ -54,6 +54,19 @@ def busiest_second(times: list[float]) -> int:
     return most
 
 
+def throttle_once(api: FakeTelegramApi, chat: str) -> None:
+    """The API answers 429 (retry_after 1 s) to the first message for chat, then accepts it."""
+    api.throttled_chats[chat] = 1
+    answer = api.send_message
+
+    def send_message(params: dict[str, object]):  # noqa: ANN202 - a Reply
+        reply = answer(params)
+        api.throttled_chats.pop(str(params.get("chat_id")), None)
+        return reply
+
+    api.send_message = send_message  # type: ignore[method-assign]
+
+
 def counts_of(result) -> dict:  # noqa: ANN001 - a CompletedProcess
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -101,15 +114,7 @@ def test_one_chat_gets_at_most_one_message_a_second(conn, db_url):
 def test_a_429_holds_telegram_and_slows_it_down_for_the_rest_of_the_run(conn, db_url):
     total = fan_out(conn, users=50, events=1, channel="telegram")
     with FakeTelegramApi(BOT_TOKEN) as api:
-        api.throttled_chats["100005"] = 1
-        throttle_once = api.send_message
-
-        def send_message(params: dict[str, object]):  # noqa: ANN202 - a Reply
-            reply = throttle_once(params)
-            api.throttled_chats.pop(str(params.get("chat_id")), None)
-            return reply
-
-        api.send_message = send_message  # type: ignore[method-assign]
+        throttle_once(api, "100005")
         counts = counts_of(run_runner(db_url, "--phase", "c", env={
             **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20"}))
         [throttled_at] = [r.at for r in api.requests if r.json()["chat_id"] == "100005"][:1]
@@ -126,15 +131,7 @@ def test_rows_released_by_a_hold_and_claimed_again_count_once_against_the_run_ca
     throttled one's retry is not: it waits for its backoff), not 30 minus the released rows."""
     fan_out(conn, users=50, events=1, channel="telegram")
     with FakeTelegramApi(BOT_TOKEN) as api:
-        api.throttled_chats["100002"] = 1
-        throttle_once = api.send_message
-
-        def send_message(params: dict[str, object]):  # noqa: ANN202 - a Reply
-            reply = throttle_once(params)
-            api.throttled_chats.pop(str(params.get("chat_id")), None)
-            return reply
-
-        api.send_message = send_message  # type: ignore[method-assign]
+        throttle_once(api, "100002")
         counts = counts_of(run_runner(db_url, "--phase", "c", env={
             **telegram_env(api), "ALERTS_RATE_LIMIT_TELEGRAM_PER_SECOND": "20", "ALERTS_MAX_SEND_PER_RUN": "30"}))
     assert counts["released"] > 0, counts  # the hold did release claimed rows
