@@ -47,6 +47,7 @@ log = logging.getLogger("alerts")
 
 PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "d": ["d"], "all": ["a", "b", "d", "c"]}
 DEFAULT_MAX_SEND = 1000
+WATCH_MAX_SEND = 10_000  # per Phase C call of a watcher, which calls again at once while more are due
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -138,25 +139,25 @@ def emit(counts: dict[str, object]) -> None:
 def run(args: argparse.Namespace) -> int:
     url = database_url()
     batch_size = args.batch_size or positive_int_env("ALERTS_BATCH_SIZE", DEFAULT_BATCH_SIZE)
-    max_send = positive_int_env("ALERTS_MAX_SEND_PER_RUN", DEFAULT_MAX_SEND)
+    max_send = positive_int_env("ALERTS_MAX_SEND_PER_RUN", WATCH_MAX_SEND if args.watch else DEFAULT_MAX_SEND)
     phases = PHASE_ORDER[args.phase] if args.phase else []
-    sender = build_sender(os.environ.get("ALERTS_SENDER")) if "c" in phases and not args.dry_run else None
+    sends = args.watch or ("c" in phases and not args.dry_run)
+    sender = build_sender(os.environ.get("ALERTS_SENDER")) if sends else None
     if sender is not None:
         current_settings()  # ALERTS_PREFERENCES_URL checked before anything is claimed
 
     if args.preflight:
         return preflight(url)
     if args.watch:
-        if args.migrate:
-            with connect(url) as conn:
-                emit(migrate.deploy(conn))
-        settings = settings_from_env(url, batch_size, positive_int_env("ALERTS_MAX_SEND_PER_RUN", 10_000))
-        grace = positive_float_env("ALERTS_STOP_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
-        watch_sender = build_sender(os.environ.get("ALERTS_SENDER"))
+        assert sender is not None
         try:
-            emit(watch(settings, watch_sender, grace))
+            if args.migrate:
+                with connect(url) as conn:
+                    emit(migrate.deploy(conn))
+            grace = positive_float_env("ALERTS_STOP_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
+            emit(watch(settings_from_env(url, batch_size, max_send), sender, grace))
         finally:
-            watch_sender.close()
+            sender.close()
         return EXIT_STOPPED
     with connect(url) as conn:
         if args.migrate:
