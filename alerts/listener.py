@@ -84,15 +84,11 @@ class WakeListener:
     def _drain(self, timeout: float) -> set[str]:
         """Block until the first notification (or the timeout), then take every pending one."""
         assert self.conn is not None
-        payloads: set[str] = set()
-        for notify in self.conn.notifies(timeout=timeout, stop_after=1):
-            if notify.pid not in self.ignore_pids or notify.payload != "deliveries":
-                payloads.add(notify.payload)
-        if payloads:
-            for notify in self.conn.notifies(timeout=0):
-                if notify.pid not in self.ignore_pids or notify.payload != "deliveries":
-                    payloads.add(notify.payload)
-        return payloads
+        arrived = list(self.conn.notifies(timeout=timeout, stop_after=1))
+        if arrived:
+            arrived += self.conn.notifies(timeout=0)
+        # the watcher's own 'deliveries' (its Phase B just made them) are not news to it
+        return {n.payload for n in arrived if n.pid not in self.ignore_pids or n.payload != "deliveries"}
 
     def _connect(self) -> set[str]:
         try:

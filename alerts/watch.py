@@ -242,11 +242,9 @@ class Watcher:
         if self.db_outage.wait_seconds() > 0:
             return False
         try:
-            # No prepared statements, as alerts.db.connect: DATABASE_URL may be a transaction pooler.
-            self.conn = psycopg.connect(self.settings.url, autocommit=True, connect_timeout=10,
-                                        prepare_threshold=None, application_name="alerts_v2_watch")
+            self.conn = connect(self.settings.url)  # as the first connection: no prepared statements
             self._register()
-        except psycopg.Error as error:
+        except (AlertsError, psycopg.Error) as error:
             self._lost(error)
             return False
         self.db_outage.recovered()
