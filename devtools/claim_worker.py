@@ -1,13 +1,16 @@
-"""A Phase C worker for the send case, started twice by bench/run.py.
+"""A Phase C worker that claims side by side with others: the tests start four to show each
+delivery goes out once (tests/test_phase_c.py), the bench starts two to time Phase C against a
+bare SQL loop (bench/cases.py).
 
-    python -m bench.worker engine|bare DATABASE_URL BATCH OUTBOX
+    python -m devtools.claim_worker engine|bare DATABASE_URL BATCH OUTBOX
 
-Connects, prints "ready", waits for a line on stdin (so both workers start together and
-neither's start-up is timed), then drains the queue and prints one JSON line:
-{"rows": n, "started": t0, "finished": t1} (time.time()).
+Connects, prints "ready", waits for a line on stdin (so all workers start together and no
+start-up is timed), then drains the queue and prints one JSON line:
+{"rows": sent, "claimed": n, "batches": n, "started": t0, "finished": t1} (time.time(); engine
+mode alone reports claimed and batches).
 
-engine: alerts.phases.deliver() with a FileOutboxSender, without the runner's advisory lock
-        (as tests/claim_worker.py), so two workers claim side by side.
+engine: alerts.delivery.deliver() with a FileOutboxSender, without the runner's advisory lock,
+        so several workers claim at once.
 bare:   the baseline: one statement per batch that claims with FOR UPDATE SKIP LOCKED over the
         same queue index and marks the rows sent.
 """

@@ -113,13 +113,6 @@ def _docker_answers() -> bool:
         return False
 
 
-def server_major(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def create_database(admin_url: str, *, template: str | None = None, prefix: str = "alerts_test") -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:

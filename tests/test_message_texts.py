@@ -4,8 +4,6 @@ Telegram within its HTML subset and length."""
 
 import html
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +13,7 @@ from alerts.errors import UsageError
 from alerts.event_facts import web_link
 from alerts.message import DigestItem, EventFacts
 from alerts.message_settings import MessageSettings, settings_from_env
-from tests.conftest import ROOT
+from tests.conftest import run_runner
 from tests.fakes import HOSTILE_HEADLINE, outgoing
 from tests.fakes.telegram_api import html_problem
 
@@ -73,10 +71,8 @@ def test_a_preferences_url_that_is_not_a_web_address_is_refused(value):
 
 
 def test_the_runner_refuses_a_bad_preferences_url_before_connecting():
-    env = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere", "ALERTS_SENDER": "console",
-           "ALERTS_PREFERENCES_URL": "settings page", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = run_runner("postgresql://postgres@127.0.0.1:1/nowhere", "--phase", "c",
+                        env={"ALERTS_SENDER": "console", "ALERTS_PREFERENCES_URL": "settings page"}, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "ALERTS_PREFERENCES_URL='settings page' is not a web address" \
         in result.stderr

@@ -47,7 +47,7 @@ def load_nothing(url: str) -> None:
 def test_every_not_null_is_kept_on_postgresql_18(pg18_url, loader):
     name = f"upgrade_{loader.__name__}"
     with psycopg.connect(pg18_url, autocommit=True) as conn:
-        assert conn.execute("SHOW server_version_num").fetchone()[0] >= "180000"
+        assert conn.info.server_version >= 180000
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name}")
     url = with_database(pg18_url, name)
