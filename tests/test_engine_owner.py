@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from alerts import migrate
 from devtools.embedded_pg import embedded_cluster
 from tests.conftest import run_runner
 from tests.dbtools import create_database, drop_database, with_database
@@ -47,6 +48,18 @@ def test_every_engine_function_and_table_belongs_to_a_plain_owner_role(conn):
                         "has_table_privilege('alerts_owner', 'users', 'UPDATE'), "
                         "has_schema_privilege('alerts_owner', 'public', 'CREATE')").fetchone() == (
         True, False, False, False)
+
+
+def test_a_host_security_definer_function_of_its_own_passes_the_owner_verify(conn):
+    """The verify checks the engine's functions only: a host's own SECURITY DEFINER function, owned by
+    the host, is not the engine's to hand over (it would fail `sqitch verify` and its revert)."""
+    conn.execute("CREATE FUNCTION host_report_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER "
+                 "AS 'SELECT count(*) FROM users'")
+    verify = migrate.load_script(migrate.MIGRATIONS_DIR / "verify" / "engine_owner.sql")
+    conn.execute(verify.encode())
+    conn.execute("ALTER FUNCTION alerts_lease_seconds() OWNER TO postgres")  # an engine function left behind
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        conn.execute(verify.encode())
 
 
 def test_a_function_added_by_a_later_migration_is_handed_over_by_alerts_assign_owner(conn):
