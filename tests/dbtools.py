@@ -94,8 +94,12 @@ def throwaway_server(major: int | None) -> Iterator[str]:
 
 
 def _test_major() -> int | None:
+    """ALERTS_TEST_PG alone picks the tests' server version (ALERTS_EMBEDDED_PG_MAJOR is the demo's)."""
+    raw = os.environ.get("ALERTS_TEST_PG", "").strip()
+    if not raw:
+        return None
     try:
-        return wanted_major(os.environ.get("ALERTS_TEST_PG", "").strip() or None)
+        return wanted_major(raw)
     except EmbeddedPostgresError as error:
         raise NoTestDatabase(f"ALERTS_TEST_PG (make test PG=N): {error}") from None
 

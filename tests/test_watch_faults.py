@@ -100,10 +100,10 @@ def test_server_restart_mid_burst_the_watcher_recovers_by_itself(tmp_path: Path)
             with psycopg.connect(server.url, autocommit=True) as conn:
                 took = wait_for(all_sent(conn, 1200), 60, "every delivery sent after the restart")
                 assert watcher.proc.poll() is None, "the watcher exited instead of recovering"
-                sent = provider.ids()
         finally:
             assert watcher.stop() == 3, watcher.stderr
         provider.join(30)
+        sent = provider.ids()  # once the watcher has stopped: every line written has been read
         with psycopg.connect(server.url, autocommit=True) as conn:
             duplicates = _check(conn, sent, 1200, in_flight)
     log = watcher.stderr
