@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,11 +21,10 @@ from devtools.embedded_pg import embedded_cluster
 from tests import seed
 from tests.conftest import ROOT, run_runner
 from tests.fakes.smtp_server import FakeSmtpServer, message_id_of
+from tests.watchers import FAST_RECOVERY, StallingProvider, check_delivered
 
 _DELIVERY_ID = re.compile(r"<alerts-v2-delivery-(\d+)@")
 RECORD_WINDOW = 1.5  # outcomes are recorded every second; a record itself takes a moment
-FAST_RECOVERY = ("UPDATE alerts_config SET lease_duration = '2 seconds', retry_base = '0.2 seconds', "
-                 "retry_max = '1 second', retry_jitter_pct = 0")
 
 
 def _prepare(conn: psycopg.Connection, users: int, events: int) -> int:
@@ -65,52 +63,14 @@ def _ids(lines: list[bytes]) -> set[int]:
 
 
 def _check_delivered(conn: psycopg.Connection, lines: list[bytes], total: int, in_flight: set[int]) -> int:
-    sent = Counter(json.loads(line)["delivery_id"] for line in lines)
-    assert conn.execute("SELECT status, count(*) FROM user_alert_deliveries GROUP BY 1").fetchall() == [
-        ("sent", total)]
-    assert len(sent) == total, "a delivery was lost"
-    duplicates = {delivery for delivery, n in sent.items() if n > 1}
-    assert max(sent.values()) <= 2
-    assert duplicates <= in_flight, "a delivery that was not in flight was sent twice"
-    return len(duplicates)
-
-
-class SlowProvider(threading.Thread):
-    """The far end of a FIFO used as the outbox: it accepts `accept_first` lines, then stops
-    reading, so the runner blocks mid-batch once the pipe is full; drain() reads what is left."""
-
-    def __init__(self, fifo: Path, accept_first: int) -> None:
-        super().__init__(daemon=True)
-        self.fifo, self.accept_first = fifo, accept_first
-        self.lines: list[bytes] = []
-        self.stalled = threading.Event()
-        self._resume = threading.Event()
-
-    def run(self) -> None:
-        with open(self.fifo, "rb", buffering=0) as pipe:
-            pending = b""
-            while len(self.lines) < self.accept_first:
-                chunk = pipe.read(4096)
-                if not chunk:
-                    break
-                *complete, pending = (pending + chunk).split(b"\n")
-                self.lines.extend(complete)
-            self.stalled.set()
-            self._resume.wait()
-            rest = pending + pipe.read()  # until EOF: the writer is dead
-            self.lines.extend(line for line in rest.split(b"\n") if line)
-
-    def drain(self) -> list[bytes]:
-        self._resume.set()
-        self.join(30)
-        return self.lines
+    return check_delivered(conn, Counter(json.loads(line)["delivery_id"] for line in lines), total, in_flight)
 
 
 def test_runner_killed_mid_send_loses_nothing(conn, db_url, tmp_path):
     total = _prepare(conn, users=600, events=2)
     fifo = tmp_path / "provider.fifo"
     os.mkfifo(fifo)
-    provider = SlowProvider(fifo, accept_first=120)
+    provider = StallingProvider(fifo, accept_first=120)
     provider.start()
     env = {"ALERTS_BATCH_SIZE": "500", "ALERTS_MAX_SEND_PER_RUN": "100000"}
     runner = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT,
@@ -141,7 +101,7 @@ def test_server_restart_mid_run_fails_clearly_and_the_next_run_finishes(tmp_path
             total = _prepare(conn, users=600, events=2)
         fifo = tmp_path / "provider.fifo"
         os.mkfifo(fifo)
-        provider = SlowProvider(fifo, accept_first=120)
+        provider = StallingProvider(fifo, accept_first=120)
         provider.start()
         env = {"ALERTS_BATCH_SIZE": "500", "ALERTS_MAX_SEND_PER_RUN": "100000"}
         runner = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT,

@@ -5,7 +5,6 @@ the watcher last recorded outcomes (at most one batch), as for the cron runner."
 
 import os
 import time
-from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -18,6 +17,7 @@ from tests.watchers import (
     StallingProvider,
     Watcher,
     all_sent,
+    check_delivered,
     outbox_counts,
     wait_for,
 )
@@ -32,21 +32,6 @@ def _population(conn: psycopg.Connection) -> None:
 
 def _in_flight(conn: psycopg.Connection) -> set[int]:
     return {r[0] for r in conn.execute("SELECT id FROM user_alert_deliveries WHERE status = 'sending'")}
-
-
-def _check(conn: psycopg.Connection, sent: Counter, total: int, in_flight: set[int],
-           accepted: Counter | None = None) -> int:
-    """Every delivery sent, none more than twice, only in-flight ones (one batch at most) twice, and,
-    when accepted is known, exactly the in-flight ones the provider had accepted."""
-    assert all_sent(conn, total)(), conn.execute("SELECT status, count(*) FROM user_alert_deliveries "
-                                                 "GROUP BY 1").fetchall()
-    assert len(sent) == total, "a delivery was lost"
-    duplicates = {d for d, n in sent.items() if n > 1}
-    assert max(sent.values()) <= 2
-    assert duplicates <= in_flight, "a delivery that was not in flight was sent twice"
-    if accepted is not None:
-        assert duplicates == set(accepted) & in_flight, "only accepted but unrecorded messages may repeat"
-    return len(duplicates)
 
 
 def test_watcher_killed_mid_burst_and_restarted_loses_nothing(conn, db_url, tmp_path):
@@ -73,7 +58,7 @@ def test_watcher_killed_mid_burst_and_restarted_loses_nothing(conn, db_url, tmp_
         took = wait_for(all_sent(conn, 1200), 30, "every delivery sent after the restart")
     finally:
         assert second.stop() == 3, second.stderr
-    duplicates = _check(conn, accepted + outbox_counts(outbox), 1200, in_flight, accepted)
+    duplicates = check_delivered(conn, accepted + outbox_counts(outbox), 1200, in_flight, accepted)
     print(f"killed with {len(in_flight)} in flight, {duplicates} of them already accepted and sent twice; "
           f"the restarted watcher finished in {took:.1f} s (lease 2 s)")
 
@@ -105,7 +90,7 @@ def test_server_restart_mid_burst_the_watcher_recovers_by_itself(tmp_path: Path)
         provider.join(30)
         sent = provider.ids()  # once the watcher has stopped: every line written has been read
         with psycopg.connect(server.url, autocommit=True) as conn:
-            duplicates = _check(conn, sent, 1200, in_flight)
+            duplicates = check_delivered(conn, sent, 1200, in_flight)
     log = watcher.stderr
     for connection in ("database connection to", "listen connection to"):
         lines = [line for line in log.splitlines() if connection in line]

@@ -1,5 +1,6 @@
-"""Watchers (`runner.py --watch`) as real processes, a FIFO provider that stalls on demand,
-and polling helpers for the watch-mode tests."""
+"""Watchers (`runner.py --watch`) as real processes, polling helpers, and what the fault tests of
+both modes share: a FIFO provider that stalls on demand, short leases and backoffs
+(FAST_RECOVERY), and the check that nothing was lost and only what was in flight went out twice."""
 
 import json
 import os
@@ -85,9 +86,9 @@ def all_sent(conn: psycopg.Connection, total: int) -> Callable[[], bool]:
 
 
 class StallingProvider(threading.Thread):
-    """The far end of a FIFO used as a watcher's outbox: it accepts `accept_first` lines, stops
-    reading (the watcher blocks mid-batch once the pipe is full) until resume(), then reads on
-    until the watcher closes the FIFO."""
+    """The far end of a FIFO used as the outbox: it accepts `accept_first` lines, stops reading (the
+    runner or watcher blocks mid-batch once the pipe is full) until resume(), then reads on until
+    the writer closes the FIFO."""
 
     def __init__(self, fifo: Path, accept_first: int) -> None:
         super().__init__(daemon=True)
@@ -114,5 +115,27 @@ class StallingProvider(threading.Thread):
     def resume(self) -> None:
         self._resume.set()
 
+    def drain(self) -> list[bytes]:
+        """Read on until the writer closes the FIFO (or dies); every line read."""
+        self.resume()
+        self.join(30)
+        return self.lines
+
     def ids(self) -> Counter:
         return Counter(json.loads(line)["delivery_id"] for line in list(self.lines))
+
+
+def check_delivered(conn: psycopg.Connection, sent: Counter, total: int, in_flight: set[int],
+                    accepted: Counter | None = None) -> int:
+    """Every delivery recorded sent and at the provider, none more than twice, only in-flight ones
+    (one batch at most) twice, and, when accepted is known, exactly the in-flight ones the provider
+    had accepted; returns how many went out twice."""
+    assert all_sent(conn, total)(), conn.execute("SELECT status, count(*) FROM user_alert_deliveries "
+                                                 "GROUP BY 1").fetchall()
+    assert len(sent) == total, "a delivery was lost"
+    duplicates = {d for d, n in sent.items() if n > 1}
+    assert max(sent.values()) <= 2
+    assert duplicates <= in_flight, "a delivery that was not in flight was sent twice"
+    if accepted is not None:
+        assert duplicates == set(accepted) & in_flight, "only accepted but unrecorded messages may repeat"
+    return len(duplicates)
