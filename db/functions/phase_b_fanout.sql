@@ -176,6 +176,10 @@ DECLARE
       FROM created_by_channel cbc
     $fanout$;
 BEGIN
+    IF max_events IS NOT NULL AND max_events < 1 THEN
+        RAISE EXCEPTION 'alerts_phase_b: max_events must be at least 1 or NULL, got %', max_events
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_b')) THEN
         RETURN alerts_lock_skipped('b');
     END IF;
@@ -202,10 +206,6 @@ BEGIN
     -- bare INSERT, and two static copies would repeat 120 lines. So the statement is kept once,
     -- as text, and the fallback adds its clause at the one marked place.
     BEGIN
-        IF max_events IS NOT NULL AND max_events < 1 THEN
-            RAISE EXCEPTION 'alerts_phase_b: max_events must be at least 1 or NULL, got %', max_events
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
         EXECUTE fanout_sql INTO counts USING cfg.fanout_lookback, max_events;
     EXCEPTION WHEN unique_violation THEN
         EXECUTE replace(fanout_sql, '/* on conflict */', 'ON CONFLICT (alert_event_id, user_id, channel, delivery_kind) DO NOTHING')
