@@ -50,6 +50,15 @@ def test_every_engine_function_and_table_belongs_to_a_plain_owner_role(conn):
         True, False, False, False)
 
 
+def test_a_host_table_named_like_an_alert_table_stays_its_own(conn):
+    """Only the engine's tables (alert_events, alert_digests, user_alert_deliveries, alerts_*) are
+    handed to alerts_owner: a host's alert_rules keeps its owner."""
+    conn.execute("CREATE TABLE alert_rules (id integer)")
+    conn.execute("SELECT alerts_assign_owner()")
+    owner = conn.execute("SELECT relowner::regrole::text FROM pg_class WHERE oid = 'alert_rules'::regclass").fetchone()
+    assert owner == (conn.info.user,)
+
+
 def test_a_host_security_definer_function_of_its_own_passes_the_owner_verify(conn):
     """The verify checks the engine's functions only: a host's own SECURITY DEFINER function, owned by
     the host, is not the engine's to hand over (it would fail `sqitch verify` and its revert)."""

@@ -65,7 +65,7 @@ BEGIN
          WHERE c.relnamespace = 'public'::regnamespace
            AND c.relkind IN ('r', 'p')
            AND c.relowner <> owner_oid
-           AND (c.relname ~ '^alerts?_' OR c.relname = 'user_alert_deliveries')
+           AND (c.relname IN ('alert_events', 'alert_digests', 'user_alert_deliveries') OR c.relname LIKE 'alerts\_%')
            AND NOT alerts_table_is_adopted(c.relname)
         UNION ALL
         -- Free-standing sequences (alerts_claim_token_seq); a column's own sequence follows its table.
