@@ -103,3 +103,8 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- Nobody but the deployer calls them, even if a failed upgrade leaves them behind until its rerun.
+REVOKE ALL ON FUNCTION alerts_legacy_accept_null(regclass, name[]), alerts_legacy_invalid_index_drops(regclass),
+    alerts_legacy_deferred_index_builds(regclass), alerts_legacy_add_checks(regclass, jsonb),
+    alerts_legacy_validate(regclass, name[]) FROM PUBLIC;
