@@ -45,16 +45,22 @@ def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str
 
 @contextmanager
 def phase_c_lock(url: str) -> Iterator[psycopg.Connection | None]:
-    """Hold alerts_v2_phase_c for the block: a transaction-scoped lock on a connection of its own
-    (safe behind a transaction pooler, which keeps the connection for the open transaction), so the
-    claims and outcomes commit on another connection meanwhile. Yields the lock's connection, or
-    None when another run holds the lock."""
+    """Hold alerts_v2_phase_c in shared mode for the block: a transaction-scoped lock on a
+    connection of its own (safe behind a transaction pooler, which keeps the connection for the
+    open transaction), so the claims and outcomes commit on another connection meanwhile.
+
+    Shared, because senders need not exclude each other (SKIP LOCKED keeps their claims
+    disjoint, claim tokens keep their outcomes apart): any number of runs on any number of
+    hosts send at once, and a frozen or vanished sender holds up nothing but its own claimed
+    rows until their lease ends. Only an exclusive holder (a DBA's pause switch,
+    `SELECT pg_advisory_lock(alerts_lock_key('alerts_v2_phase_c'))`) makes a run skip. Yields
+    the lock's connection, or None when the lock is held exclusively or requested so."""
     with connect(url, autocommit=False) as lock_conn:
         lock_conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         # The key is inlined, not a bind parameter: a parameterised query leaves its portal, and
         # with it a snapshot, open until the transaction ends, which would hold back vacuum on
         # the whole server for the entire run.
-        row = lock_conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(
+        row = lock_conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock_shared({})").format(
             sql.Literal(lock_key(PHASE_LOCK_NAMES["c"])))).fetchone()
         try:
             yield lock_conn if row and row[0] else None
