@@ -9,8 +9,10 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
+from alerts.counts import merge_counts
 from alerts.db import connect, one_line
 from alerts.delivery import Database, RunGuard, count_due, deliver
+from alerts.fanout import fan_out
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.senders.base import Sender
 from alerts.shutdown import STOP
@@ -21,7 +23,10 @@ _PHASE_FUNCTIONS = {"a": "alerts_phase_a", "b": "alerts_phase_b", "d": "alerts_p
 
 
 def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
-    """Call alerts_phase_a(), _b() or _d(); the function takes its own lock."""
+    """Call alerts_phase_a() or _d(), or Phase B's bounded steps until nothing is left to fan out;
+    each function takes its own lock."""
+    if phase == "b":
+        return fan_out(conn)
     row = conn.execute(f"SELECT {_PHASE_FUNCTIONS[phase]}()").fetchone()
     assert row is not None
     counts: dict[str, object] = row[0]
@@ -102,13 +107,22 @@ def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dic
             return skip_object("c")
         db = Database(url)
         try:
-            reclaimed = {"deliveries": db.value("SELECT reclaim_expired_deliveries()"),
-                         "digests": _reclaim_digests(db)}
+            reclaimed = {"deliveries": _reclaim_deliveries(db), "digests": _reclaim_digests(db)}
             guard = RunGuard(lock_alive(lock_conn), STOP, lock_socket_readable(lock_conn))
             counts = deliver(db, sender, batch_size, max_send, guard=guard)
         finally:
             db.close()
     return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed, **counts.__dict__}
+
+
+def _reclaim_deliveries(db: Database) -> dict[str, object]:
+    """Expired claims back to the queue, a bounded batch per call (each its own transaction)."""
+    total: dict[str, object] = {}
+    while True:
+        counts = db.value("SELECT reclaim_expired_deliveries()")
+        total = merge_counts(total, counts)
+        if counts.get("more") is not True:
+            return total
 
 
 def _reclaim_digests(db: Database) -> object:

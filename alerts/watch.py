@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.types.json import Json
 
+from alerts.counts import merge_counts
 from alerts.db import check_schema, connect, one_line
 from alerts.errors import AlertsError, UsageError
+from alerts.fanout import FanoutBudget, fan_out_step
 from alerts.history import run_error
 from alerts.listener import RECONNECT, Outage, WakeListener
 from alerts.phases import run_phase_c, run_sql_phase
@@ -81,6 +83,7 @@ class Watcher:
     passes: int = 0
     beaten_at: float = 0.0
     busy_passes: int = 0  # passes in a row that found a phase's lock held
+    fanout_budget: FanoutBudget = field(default_factory=FanoutBudget)  # halved for good on a statement timeout
     db_outage: Outage = field(init=False)
     pass_failures: Outage = field(init=False)
 
@@ -193,11 +196,9 @@ class Watcher:
         total: dict[str, object] = {}
         sent: dict[str, object] = {}
         while not self.stopping:
-            row = self._work_conn().execute("SELECT alerts_phase_b(%s)", [self.settings.fanout_events]).fetchone()
-            assert row is not None
-            counts: dict[str, object] = row[0]
+            counts = fan_out_step(self._work_conn(), self.fanout_budget, self.settings.fanout_events)
             total = merge_counts(total, counts)
-            if counts.get("skipped") is True or int(counts.get("events_fanned_out", 0)) < self.settings.fanout_events:
+            if counts.get("skipped") is True or counts.get("done", True) is True:
                 break
             sent = merge_counts(sent, self._phase("c"))  # another chunk may wait: send this one first
             self._beat(None)
@@ -295,15 +296,6 @@ def summary(counts: dict[str, object]) -> str:
     numbers = [f"{key}={value}" for key, value in sorted(counts.items())
                if isinstance(value, int) and not isinstance(value, bool) and value]
     return " ".join(numbers) or "nothing to do"
-
-
-def merge_counts(total: dict[str, object], counts: dict[str, object]) -> dict[str, object]:
-    """Add up the integer counts of successive Phase C runs of one pass; the rest is the latest run's."""
-    merged = dict(counts)
-    for key, value in total.items():
-        if isinstance(value, int) and not isinstance(value, bool) and isinstance(counts.get(key), int):
-            merged[key] = value + int(counts[key])  # type: ignore[call-overload]
-    return merged
 
 
 def watch(settings: WatchSettings, sender: Sender, stop_grace_seconds: float) -> dict[str, object]:

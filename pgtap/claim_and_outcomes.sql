@@ -194,7 +194,7 @@ SELECT results_eq('SELECT delivery_id, attempts FROM claim3 ORDER BY n', $$VALUE
                   'only the released row is claimed again (the requeued ones wait for their retry)');
 
 -- reclaim_expired_deliveries: rows whose lease ended go back to the queue, or fail when spent.
-SELECT is(reclaim_expired_deliveries(), '{"requeued": 1, "failed": 1}'::jsonb,
+SELECT is(reclaim_expired_deliveries(), '{"requeued": 1, "failed": 1, "more": false}'::jsonb,
           'reclaim_expired_deliveries reclaims the two rows whose lease ended');
 SELECT ok((SELECT status = 'queued' AND attempts = 2 AND lease_expires_at IS NULL
                   AND last_error LIKE 'lease expired at % during attempt 2 %'
@@ -207,7 +207,7 @@ SELECT ok((SELECT status = 'failed' AND attempts = 5 AND next_retry_at IS NULL A
 SELECT results_eq('SELECT status, lease_expires_at FROM user_alert_deliveries WHERE id = 960013',
                   $$VALUES ('sending'::text, now() + interval '10 minutes')$$,
                   'a row whose lease is still running is not reclaimed');
-SELECT is(reclaim_expired_deliveries(), '{"requeued": 0, "failed": 0}'::jsonb, 'a second reclaim finds nothing');
+SELECT is(reclaim_expired_deliveries(), '{"requeued": 0, "failed": 0, "more": false}'::jsonb, 'a second reclaim finds nothing');
 
 SELECT is(mark_deliveries_sent(ARRAY[960013]::bigint[], pg_temp.tokens(ARRAY[960013]::bigint[])), 1, 'mark_deliveries_sent works without message ids');
 SELECT results_eq('SELECT status, provider_message_id FROM user_alert_deliveries WHERE id = 960013',

@@ -1,25 +1,33 @@
 -- Phase B: every alert event not yet fanned out (within alerts_config.fanout_lookback)
 -- becomes one delivery per (event, user, channel, kind) for the users whose plan
 -- and preferences match (CONTRACT.md, "Who gets a delivery"), and is marked
--- fanned out in the same statement, also when nobody matched.
+-- fanned out with its last range of users, also when nobody matched.
+-- Bounded: one call considers at most max_rows (event, user) pairs (alerts_config.fanout_chunk_rows
+-- when NULL): the events of one group (those whose fanout stands at the same user, the oldest
+-- first) times the next range of users by id. Call it until it returns "done": true; each call
+-- is its own transaction, so a DBA's statement_timeout bounds a call, not the backlog.
 -- Lock: alerts_v2_phase_b, transaction-scoped (safe behind PgBouncer).
 --
 -- Choices where the contract is silent:
 --   * a user whose several prefs match one event gets one delivery per channel:
 --     instant when any matching pref (or the plan default) says instant;
 --   * daily quotas count today's (UTC) deliveries of that user and channel that
---     were not skipped; when an event would exceed it, the most severe events win;
+--     were not skipped; when an event would exceed it, the most severe events of the group win
+--     (a user is in one range of a group, so the group's events compete; an event of a later
+--     group finds the earlier group's deliveries already counted);
+--   * events join a group only before their first range: an event that arrives while a group is
+--     in progress waits for it, so that every call reads one contiguous range of users by index;
 --   * a malformed delivery_config value (wrong JSON type) counts as missing;
 --   * a pref's threshold is a risk score (0-100) and applies to spikes only: a spike matches
 --     when its risk_score is at least the threshold or it fired on its rise (fired_on_rise);
 --     a spike event stored before those columns existed (risk_score NULL) matches every
 --     threshold, since it fired under the alert's own rule and dropping it would lose it;
 --     HIGH_IMPACT_EVENT ignores the threshold, as the original application does;
---   * fanout_completed_at is the clock when the fanout statement runs, never earlier than the
+--   * fanout_completed_at is the clock when the last range's statement runs, never earlier than the
 --     event's created_at: an event Phase A committed after this transaction began (while
 --     alerts_analyze_if_stale() waited for a lock) is visible to the statement and has a
 --     created_at later than now().
-CREATE OR REPLACE FUNCTION alerts_phase_b(max_events integer)
+CREATE OR REPLACE FUNCTION alerts_phase_b(max_events integer, max_rows integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -30,28 +38,31 @@ SET work_mem = '64MB'
 SET enable_nestloop = on
 AS $$
 -- Guarantees: at most one delivery per (event, user, channel, kind) (the UNIQUE key; ON
--- CONFLICT DO NOTHING when some exist already); an event gets fanout_completed_at in the
--- same transaction as its deliveries, so a crash leaves it either wholly fanned out or untouched;
--- fanout_completed_at is never before the event's created_at (alert_events_fanout_after_creation),
--- also for an event committed after this transaction started.
--- With max_events, only the oldest max_events pending events are fanned out (a watcher sends
--- them before it fans out the next ones); NULL: all of them.
+-- CONFLICT DO NOTHING when some exist already); an event's range of users gets its deliveries and
+-- its new fanout_user_cursor in one transaction, and the last range sets fanout_completed_at, so a
+-- crash between calls repeats nothing and loses nothing; fanout_completed_at is never before the
+-- event's created_at (alert_events_fanout_after_creation), also for an event committed after this
+-- transaction started. One call considers at most max_rows (event, user) pairs, and at most
+-- max_events events (NULL: as many as the row budget allows).
 -- Lock: pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_b')).
 DECLARE
     cfg alerts_config;
+    row_budget integer;
+    group_cursor bigint;
+    group_event_ids bigint[];
+    users_per_range integer;
+    range_end bigint;
     counts jsonb;
-    -- The fanout statement. $1: cfg.fanout_lookback, $2: max_events; /* on conflict */ marks where the
-    -- fallback adds its ON CONFLICT clause.
+    -- The fanout statement. $1: cfg.fanout_lookback, $2: the group's event ids (locked), $3: the
+    -- range's start (users.id > $3; NULL: from the first user), $4: its end (users.id <= $4; NULL:
+    -- to the last user, which completes the group). /* on conflict */ marks where the fallback adds
+    -- its ON CONFLICT clause.
     fanout_sql constant text := $fanout$
     WITH pending_events AS MATERIALIZED (
         SELECT ae.id, ae.alert_type, ae.scope_region, ae.scope_assets, ae.severity, ae.risk_score,
                ae.fired_on_rise, ae.created_at
           FROM alert_events ae
-         WHERE ae.fanout_completed_at IS NULL
-           AND ae.created_at >= now() - $1
-         ORDER BY ae.created_at, ae.id
-         LIMIT $2
-           FOR UPDATE
+         WHERE ae.id = ANY ($2)
     ),
     plan_channels AS MATERIALIZED (
         -- One row per (plan, channel) that the plan enables, with its daily cap and default kind.
@@ -71,17 +82,27 @@ DECLARE
                    ELSE ch.enabled_by_default
                END
     ),
+    range_prefs AS MATERIALIZED (
+        -- The enabled prefs of pending alert types of the users in this range.
+        SELECT p.user_id, p.alert_type, p.region, p.asset, p.threshold, p.delivery_mode
+          FROM user_alert_prefs p
+         WHERE p.enabled IS TRUE
+           AND p.alert_type IN (SELECT alert_type FROM pending_events)
+           AND ($3::bigint IS NULL OR p.user_id > $3::bigint)
+           AND ($4::bigint IS NULL OR p.user_id <= $4::bigint)
+    ),
     user_channels AS MATERIALIZED (
         -- Once per user, not once per (event, user): the channels a user can receive on (plan
-        -- enables it, destination present, not unverified), for users with an enabled pref of a
-        -- pending alert type. Hash-joined below instead of two index look-ups per (event, user).
+        -- enables it, destination present, not unverified), for users of the range with an enabled
+        -- pref of a pending alert type. Hash-joined below instead of two index look-ups per (event, user).
         SELECT u.id AS user_id, pc.channel, pc.max_per_day, pc.digest_by_default, pc.allowed_alert_types
           FROM users u
           LEFT JOIN user_plans up ON up.user_id = u.id
           JOIN plan_channels pc ON pc.plan_code = coalesce(up.plan, 'free')
          WHERE u.email_verified IS DISTINCT FROM false
-           AND u.id IN (SELECT p.user_id FROM user_alert_prefs p
-                         WHERE p.enabled IS TRUE AND p.alert_type IN (SELECT alert_type FROM pending_events))
+           AND ($3::bigint IS NULL OR u.id > $3::bigint)
+           AND ($4::bigint IS NULL OR u.id <= $4::bigint)
+           AND u.id IN (SELECT rp.user_id FROM range_prefs rp)
            AND CASE pc.channel
                    WHEN 'email' THEN nullif(btrim(u.email::text), '') IS NOT NULL
                    WHEN 'telegram' THEN nullif(btrim(u.telegram_chat_id::text), '') IS NOT NULL
@@ -94,9 +115,8 @@ DECLARE
                bool_or(p.delivery_mode = 'instant') AS wants_instant,
                bool_or(p.delivery_mode IS NULL OR p.delivery_mode NOT IN ('instant', 'digest')) AS wants_plan_default
           FROM pending_events pe
-          JOIN user_alert_prefs p
+          JOIN range_prefs p
             ON p.alert_type = pe.alert_type
-           AND p.enabled IS TRUE
            AND (p.region = 'global' OR p.region = pe.scope_region)
            AND (p.asset IS NULL OR cardinality(pe.scope_assets) = 0 OR p.asset = ANY (pe.scope_assets))
            AND (p.threshold IS NULL
@@ -150,12 +170,14 @@ DECLARE
         /* on conflict */
         RETURNING channel, delivery_kind
     ),
-    fanned_out_events AS (
+    advanced_events AS (
+        -- The last range completes the group's events; any other moves their cursor to its end.
         UPDATE alert_events ae
-           SET fanout_completed_at = greatest(clock_timestamp(), pe.created_at)
+           SET fanout_completed_at = CASE WHEN $4::bigint IS NULL THEN greatest(clock_timestamp(), pe.created_at) END,
+               fanout_user_cursor = $4::bigint
           FROM pending_events pe
          WHERE ae.id = pe.id
-        RETURNING ae.id
+        RETURNING ae.id, ae.fanout_completed_at IS NOT NULL AS completed
     ),
     created_by_channel AS (
         SELECT coalesce(jsonb_object_agg(channel || ':' || delivery_kind, n), '{}') AS by_channel,
@@ -165,14 +187,20 @@ DECLARE
     )
     SELECT jsonb_build_object(
                'phase', 'b', 'locked', true, 'skipped', false,
-               'events_fanned_out', (SELECT count(*) FROM fanned_out_events),
+               'events_fanned_out', (SELECT count(*) FILTER (WHERE completed) FROM advanced_events),
+               'events_in_progress', (SELECT count(*) FILTER (WHERE NOT completed) FROM advanced_events),
                'deliveries_created', cbc.total,
                'deliveries_by_channel', cbc.by_channel,
                'deliveries_existing', (SELECT count(*) FROM deliveries_to_create) - cbc.total,
                'quota_suppressed', (SELECT count(*) FROM eligible_deliveries) - (SELECT count(*) FROM deliveries_to_create),
                'events_outside_lookback', (SELECT count(*) FROM alert_events ae
                                             WHERE ae.fanout_completed_at IS NULL
-                                              AND ae.created_at < now() - $1))
+                                              AND ae.created_at < now() - $1),
+               'done', $4::bigint IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM alert_events ae
+                                        WHERE ae.fanout_completed_at IS NULL
+                                          AND ae.created_at >= now() - $1
+                                          AND ae.id <> ALL ($2)))
       FROM created_by_channel cbc
     $fanout$;
 BEGIN
@@ -180,43 +208,87 @@ BEGIN
         RAISE EXCEPTION 'alerts_phase_b: max_events must be at least 1 or NULL, got %', max_events
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF max_rows IS NOT NULL AND max_rows < 1 THEN
+        RAISE EXCEPTION 'alerts_phase_b: max_rows must be at least 1 or NULL, got %', max_rows
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_b')) THEN
         RETURN alerts_lock_skipped('b');
     END IF;
 
     cfg := alerts_settings();
+    row_budget := coalesce(max_rows, cfg.fanout_chunk_rows);
 
-    -- Stale statistics it may not refresh (host tables it does not own, before PostgreSQL 17):
-    -- plan this run's fanout without nested loops, which only a trusted estimate justifies. A bulk
-    -- load of users and prefs left unanalysed took 58 s instead of 1.3 s (bench, scale small).
-    -- SET LOCAL inside a function with its own SET enable_nestloop ends with the function.
-    IF alerts_analyze_if_stale() > 0
-       AND EXISTS (SELECT 1 FROM alert_events ae
-                    WHERE ae.fanout_completed_at IS NULL AND ae.created_at >= now() - cfg.fanout_lookback) THEN
-        SET LOCAL enable_nestloop = off;
+    -- The group: the pending events whose fanout stands where the oldest one's does, oldest first.
+    SELECT ae.fanout_user_cursor INTO group_cursor
+      FROM alert_events ae
+     WHERE ae.fanout_completed_at IS NULL AND ae.created_at >= now() - cfg.fanout_lookback
+     ORDER BY ae.created_at, ae.id
+     LIMIT 1;
+    SELECT coalesce(array_agg(g.id ORDER BY g.created_at, g.id), '{}') INTO group_event_ids
+      FROM (SELECT ae.id, ae.created_at
+              FROM alert_events ae
+             WHERE ae.fanout_completed_at IS NULL AND ae.created_at >= now() - cfg.fanout_lookback
+               AND ae.fanout_user_cursor IS NOT DISTINCT FROM group_cursor
+             ORDER BY ae.created_at, ae.id
+             LIMIT least(coalesce(max_events, row_budget), row_budget)
+               FOR UPDATE) g;
+
+    -- The range: the next users_per_range users by id after the group's cursor; NULL end when
+    -- fewer are left, which makes this the group's last range.
+    IF cardinality(group_event_ids) > 0 THEN
+        users_per_range := greatest(row_budget / cardinality(group_event_ids), 1);
+        SELECT u.id INTO range_end
+          FROM users u
+         WHERE group_cursor IS NULL OR u.id > group_cursor
+         ORDER BY u.id
+        OFFSET users_per_range - 1
+         LIMIT 1;
+
+        -- Stale statistics it may not refresh (host tables it does not own, before PostgreSQL 17):
+        -- plan this range's fanout without nested loops, which only a trusted estimate justifies. A
+        -- bulk load of users and prefs left unanalysed took 58 s instead of 1.3 s (bench, scale small).
+        -- SET LOCAL inside a function with its own SET enable_nestloop ends with the function.
+        IF alerts_analyze_if_stale() > 0 THEN
+            SET LOCAL enable_nestloop = off;
+        END IF;
     END IF;
 
-    -- Plain INSERT first: the events are un-fanned and locked, so normally none of their
-    -- deliveries exists, and ON CONFLICT's speculative insertion costs ~7 us a row (+35% on
+    -- Plain INSERT first: the events are un-fanned for this range and locked, so normally none of
+    -- their deliveries exists, and ON CONFLICT's speculative insertion costs ~7 us a row (+35% on
     -- 1,000,000 rows). If some exist (fanout_completed_at reset by hand), the unique key
     -- stops the statement; it is rolled back and run again skipping them. Static forms were
     -- measured against this (bench scale small, 100,000 deliveries, 0.90 s here): the same
     -- statement as static PL/pgSQL took 1.43 s even as a plain INSERT (EXECUTE plans it with this
-    -- run's values as constants), 1.50 s with ON CONFLICT always; both miss the target of 1.5x a
-    -- bare INSERT, and two static copies would repeat 120 lines. So the statement is kept once,
-    -- as text, and the fallback adds its clause at the one marked place.
+    -- run's values as constants, the range's bounds among them, so users are read by one index
+    -- range), 1.50 s with ON CONFLICT always; both miss the target of 1.5x a bare INSERT, and two
+    -- static copies would repeat 120 lines. So the statement is kept once, as text, and the
+    -- fallback adds its clause at the one marked place.
     BEGIN
-        EXECUTE fanout_sql INTO counts USING cfg.fanout_lookback, max_events;
+        EXECUTE fanout_sql INTO counts USING cfg.fanout_lookback, group_event_ids, group_cursor, range_end;
     EXCEPTION WHEN unique_violation THEN
         EXECUTE replace(fanout_sql, '/* on conflict */', 'ON CONFLICT (alert_event_id, user_id, channel, delivery_kind) DO NOTHING')
-           INTO counts USING cfg.fanout_lookback, max_events;
+           INTO counts USING cfg.fanout_lookback, group_event_ids, group_cursor, range_end;
     END;
 
     RETURN counts;
 END;
 $$;
+COMMENT ON FUNCTION alerts_phase_b(integer, integer) IS
+    'Phase B, one bounded step: fans the oldest group of un-fanned alert events out to the next range of users (at most max_rows event-user pairs; NULL: alerts_config.fanout_chunk_rows), one delivery per matching user, channel and kind, and moves the events on (fanout_completed_at with the last range) in the same transaction. Returns jsonb counts with "done": true once nothing is left, or the skip object when another session runs Phase B. Call it until done. Example: SELECT alerts_phase_b(NULL, 10000);';
+
+CREATE OR REPLACE FUNCTION alerts_phase_b(max_events integer)
+RETURNS jsonb
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+-- Guarantees and lock: those of alerts_phase_b(integer, integer), which does the work, with the
+-- row budget of alerts_config.fanout_chunk_rows.
+    SELECT alerts_phase_b(max_events, NULL::integer)
+$$;
 COMMENT ON FUNCTION alerts_phase_b(integer) IS
-    'Phase B: fans every un-fanned alert event out to one delivery per matching user, channel and kind, and sets fanout_completed_at in the same transaction. Returns jsonb counts, or the skip object when another session runs Phase B. With max_events, only the oldest max_events pending events. Example: SELECT alerts_phase_b(2);';
+    'Phase B, one bounded step over at most max_events of the oldest un-fanned events (NULL: as many as alerts_config.fanout_chunk_rows allows); see alerts_phase_b(integer, integer). Call it until it returns "done": true. Example: SELECT alerts_phase_b(2);';
 
 CREATE OR REPLACE FUNCTION alerts_phase_b()
 RETURNS jsonb
@@ -224,8 +296,9 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees and lock: those of alerts_phase_b(integer), which does the work, for every pending event.
-    SELECT alerts_phase_b(NULL::integer)
+-- Guarantees and lock: those of alerts_phase_b(integer, integer), which does the work, with the
+-- row budget of alerts_config.fanout_chunk_rows.
+    SELECT alerts_phase_b(NULL::integer, NULL::integer)
 $$;
 COMMENT ON FUNCTION alerts_phase_b() IS
-    'Phase B: fans every un-fanned alert event out to one delivery per matching user, channel and kind, and sets fanout_completed_at in the same transaction. Returns jsonb counts, or the skip object when another session runs Phase B. Example: SELECT alerts_phase_b();';
+    'Phase B, one bounded step: fans un-fanned alert events out to the next range of users (alerts_config.fanout_chunk_rows event-user pairs at most) and sets fanout_completed_at with an event''s last range. Returns jsonb counts with "done": true once nothing is left, or the skip object when another session runs Phase B. Call it until done (runner.py --phase b does). Example: SELECT alerts_phase_b();';

@@ -3,6 +3,8 @@ BEGIN;
 SET LOCAL lock_timeout = '5s';
 \ir ../../functions/alerts_analyze_if_stale.sql
 \ir ../../functions/phase_b_fanout.sql
+REVOKE ALL ON FUNCTION alerts_phase_b(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION alerts_phase_b(integer, integer) TO alerts_runner;
 REVOKE ALL ON FUNCTION alerts_phase_b(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION alerts_phase_b(integer) TO alerts_runner;
 SELECT alerts_assign_owner();

@@ -2,4 +2,5 @@
 BEGIN;
 SET LOCAL lock_timeout = '5s';
 \ir ../../functions/reclaim_expired_deliveries.sql
+SELECT alerts_assign_owner();
 COMMIT;
