@@ -39,8 +39,10 @@ from alerts.delivery import (
     Queue,
     RunGuard,
     file_result,
+    lease_over,
     make_durable,
     record,
+    stamp_lease,
 )
 from alerts.destinations import destination_problem
 from alerts.senders.base import Sender, SendResult
@@ -59,6 +61,7 @@ class Job:
     token: int
     row: dict
     channel: str
+    lease_over: bool = False  # its lease ran out before its turn: never handed over, released
 
 
 @dataclass
@@ -132,6 +135,9 @@ def send_one(job: Job, sender: Sender, queue_def: Queue, handover: Handover) -> 
     delay = start - time.monotonic()
     if delay > 0 and handover.stopping.wait(delay):
         return None
+    if lease_over(job.row):  # another sender may have reclaimed it meanwhile
+        job.lease_over = True
+        return None
     if not handover.take(job.row_id):
         return None
     try:
@@ -196,6 +202,7 @@ def fill(db: Database, queue_def: Queue, sender: Sender, lanes: list[Lane], work
         wanted = min(size - lane.pending, max_send - counts.taken)  # what waits in the lane counts too
         guard.check_lock()
         rows = db.rows(queue_def.claim, [wanted, [lane.channel] if lane.channel else None])
+        stamp_lease(rows, lease_seconds)
         queue_def.prepare(db, rows)
         lane.exhausted = len(rows) < wanted
         counts.claimed += len(rows)
@@ -246,6 +253,7 @@ def file_done(done: Done, lanes_by_channel: dict[str | None, Lane], work: Work, 
     if done.result is None:
         work.outcomes.unsent[done.job.row_id] = done.job.token  # released at once, then due again
         lane.exhausted = False
+        counts.lease_expired += done.job.lease_over
     else:
         lane.sent += 1
         lane.first_result_at = lane.first_result_at or time.monotonic()

@@ -93,6 +93,25 @@ DIGESTS = Queue(
 QUEUES = (DELIVERIES, DIGESTS)
 
 
+LEASE_USE = 0.8  # a claimed row is handed to a provider only within the first 80 % of its lease
+LEASE_ENDS = "_lease_ends"  # where a claimed row carries that moment, on this process's monotonic clock
+
+
+def stamp_lease(rows: list[dict], lease_seconds: float) -> None:
+    """Note on each claimed row when it stops being safe to send. A process frozen past that moment
+    (SIGSTOP, a paused VM, a thread stuck on a socket) releases the row instead of sending what
+    another sender has reclaimed and sent meanwhile; the monotonic clock runs on while it is frozen."""
+    if lease_seconds > 0:
+        ends = time.monotonic() + lease_seconds * LEASE_USE
+        for row in rows:
+            row[LEASE_ENDS] = ends
+
+
+def lease_over(row: dict) -> bool:
+    ends = row.get(LEASE_ENDS)
+    return ends is not None and time.monotonic() >= ends
+
+
 @dataclass
 class DeliveryCounts:
     claimed: int = 0
@@ -112,6 +131,8 @@ class DeliveryCounts:
     unrecorded_sent: int = 0
     # messages handed to a provider when the run was stopped at once: their fate is unknown, the lease decides
     unknown_fate: int = 0
+    # claimed rows not sent because their lease ran out first (the run was frozen or slow): released unsent
+    lease_expired: int = 0
     stopped_by: str | None = None
     error: str | None = None
     errors_by_channel: dict[str, int] = field(default_factory=dict)
@@ -231,12 +252,12 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
     counts = DeliveryCounts()
     concurrent = sender.configured_channels() is not None
     try:
-        lease = float(db.value("SELECT alerts_lease_seconds()")) if concurrent else 0.0  # type: ignore[arg-type]
+        lease = float(db.value("SELECT alerts_lease_seconds()"))  # type: ignore[arg-type]
         for queue in QUEUES:
             if concurrent:
                 drain_concurrently(db, queue, sender, batch_size, max_send, counts, record_interval, lease, guard)
             else:
-                drain(db, queue, sender, batch_size, max_send, counts, record_interval, guard)
+                drain(db, queue, sender, batch_size, max_send, counts, record_interval, guard, lease)
             if counts.stopped_by:
                 return counts
         channels = sendable_channels(sender)
@@ -252,7 +273,7 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
 
 
 def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send: int,
-          counts: DeliveryCounts, record_interval: float, guard: RunGuard) -> None:
+          counts: DeliveryCounts, record_interval: float, guard: RunGuard, lease_seconds: float = 0.0) -> None:
     channels = sendable_channels(sender)
     while counts.claimed < max_send and (channels is None or channels):
         if guard.stop_requested():
@@ -260,6 +281,7 @@ def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send:
             return
         guard.check_lock()
         rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
+        stamp_lease(rows, lease_seconds)
         queue.prepare(db, rows)
         if not rows:
             return
@@ -332,6 +354,9 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
         row_id = int(row[queue.id_column])
         token = outcomes.unsent[row_id]
         problem = destination_problem(row["channel"], row["destination"])
+        if lease_over(row):  # stays unsent: released, fenced by its claim token
+            counts.lease_expired += 1
+            continue
         if problem:
             outcomes.skipped.append((row_id, token, problem))
         elif row.get("items") == []:

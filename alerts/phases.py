@@ -27,10 +27,14 @@ def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
     each function takes its own lock."""
     if phase == "b":
         return fan_out(conn)
-    row = conn.execute(f"SELECT {_PHASE_FUNCTIONS[phase]}()").fetchone()
-    assert row is not None
-    counts: dict[str, object] = row[0]
-    return counts
+    total: dict[str, object] = {}
+    while True:  # Phase D gathers a bounded batch a call and says whether more may wait
+        row = conn.execute(f"SELECT {_PHASE_FUNCTIONS[phase]}()").fetchone()
+        assert row is not None
+        counts: dict[str, object] = row[0]
+        total = merge_counts(total, counts)
+        if counts.get("more") is not True:
+            return total
 
 
 def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str, object]]:
@@ -127,7 +131,12 @@ def _reclaim_deliveries(db: Database) -> dict[str, object]:
 
 def _reclaim_digests(db: Database) -> object:
     try:
-        return db.value("SELECT reclaim_expired_digests()")
+        total: dict[str, object] = {}
+        while True:
+            counts = db.value("SELECT reclaim_expired_digests()")
+            total = merge_counts(total, counts)
+            if counts.get("more") is not True:
+                return total
     except psycopg.OperationalError:
         raise
     except psycopg.Error as error:

@@ -63,7 +63,8 @@ def test_expired_lease_is_reclaimed_and_live_lease_is_not(conn):
     stuck, live = _claim(conn, 2), _claim(conn, 2)
     conn.execute("UPDATE user_alert_deliveries SET lease_expires_at = now() - interval '1 second' WHERE id = ANY(%s)",
                  [stuck])
-    assert conn.execute("SELECT reclaim_expired_deliveries()").fetchone() == ({"requeued": 2, "failed": 0, "more": False},)
+    reclaimed = conn.execute("SELECT reclaim_expired_deliveries()").fetchone()
+    assert reclaimed == ({"requeued": 2, "failed": 0, "more": False},)
     statuses = dict(conn.execute("SELECT id, status FROM user_alert_deliveries").fetchall())
     assert {statuses[i] for i in stuck} == {"queued"} and {statuses[i] for i in live} == {"sending"}
 
@@ -73,7 +74,8 @@ def test_reclaim_after_the_last_attempt_fails_the_row(conn):
     conn.execute("UPDATE alerts_config SET max_attempts = 1")
     ids = _claim(conn, 1)
     conn.execute("UPDATE user_alert_deliveries SET lease_expires_at = now() - interval '1 second'")
-    assert conn.execute("SELECT reclaim_expired_deliveries()").fetchone() == ({"requeued": 0, "failed": 1, "more": False},)
+    reclaimed = conn.execute("SELECT reclaim_expired_deliveries()").fetchone()
+    assert reclaimed == ({"requeued": 0, "failed": 1, "more": False},)
     status, error = conn.execute("SELECT status, last_error FROM user_alert_deliveries WHERE id = %s", ids).fetchone()
     assert status == "failed" and "lease expired" in error
 

@@ -20,4 +20,5 @@ REVOKE ALL ON FUNCTION alerts_phase_d(), claim_digests(integer, text[]), count_d
 GRANT EXECUTE ON FUNCTION alerts_phase_d(), claim_digests(integer, text[]), count_due_digests(integer, text[]),
     record_digest_outcomes(text, bigint[], bigint[], text[]), reclaim_expired_digests() TO alerts_runner;
 GRANT EXECUTE ON FUNCTION count_due_digests(integer, text[]) TO alerts_readonly;
+SELECT alerts_assign_owner();
 COMMIT;

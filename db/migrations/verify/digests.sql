@@ -1,7 +1,10 @@
--- Verify alerts_v2:digests (fenced outcomes; the claim returns a claim_token)
+-- Verify alerts_v2:digests (fenced outcomes; the claim returns a claim_token; bounded calls)
 SELECT 'record_digest_outcomes(text, bigint[], bigint[], text[])'::regprocedure,
        'reclaim_expired_digests()'::regprocedure, 'alerts_phase_d()'::regprocedure,
        'count_due_digests(integer, text[])'::regprocedure;
 SELECT 1 / count(*)::integer FROM pg_proc
  WHERE oid = 'claim_digests(integer, text[])'::regprocedure AND 'claim_token' = ANY (proargnames);
 SELECT 1 / (to_regprocedure('record_digest_outcomes(text, bigint[], text[])') IS NULL)::integer;
+-- Reworked after v1.2: Phase D and the digest reclaim are bounded.
+SELECT 1 / count(*) FROM pg_proc WHERE oid = 'alerts_phase_d()'::regprocedure AND prosrc LIKE '%digest_batch%';
+SELECT 1 / count(*) FROM pg_proc WHERE oid = 'reclaim_expired_digests()'::regprocedure AND prosrc LIKE '%SKIP LOCKED%';

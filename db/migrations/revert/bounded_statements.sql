@@ -1,4 +1,4 @@
--- Revert alerts_v2:fanout_chunks
+-- Revert alerts_v2:bounded_statements
 BEGIN;
 SET LOCAL lock_timeout = '5s';
 DROP FUNCTION IF EXISTS alerts_fanout_chunk_rows();
@@ -9,5 +9,7 @@ ALTER TABLE alerts_config
     DROP CONSTRAINT IF EXISTS alerts_config_fanout_chunk_rows_positive,
     DROP CONSTRAINT IF EXISTS alerts_config_reclaim_batch_positive,
     DROP COLUMN IF EXISTS fanout_chunk_rows,
-    DROP COLUMN IF EXISTS reclaim_batch;
+    DROP CONSTRAINT IF EXISTS alerts_config_digest_batch_positive,
+    DROP COLUMN IF EXISTS reclaim_batch,
+    DROP COLUMN IF EXISTS digest_batch;
 COMMIT;
