@@ -93,6 +93,7 @@ DIGESTS = Queue(
 QUEUES = (DELIVERIES, DIGESTS)
 
 
+UNSERVED_COUNT_CAP = 100_000  # what stays queued for a channel is counted up to this many, not over the backlog
 LEASE_USE = 0.8  # a claimed row is handed to a provider only within the first 80 % of its lease
 LEASE_ENDS = "_lease_ends"  # where a claimed row carries that moment, on this process's monotonic clock
 
@@ -331,7 +332,7 @@ def report_unserved_channels(db: Database, sender: Sender, counts: DeliveryCount
     sendable = sendable_channels(sender) or []
     provider_holds = sender.provider_holds
     for channel in CHANNELS:
-        due = count_due(db, None, [channel])
+        due = count_due(db, UNSERVED_COUNT_CAP, [channel])  # bounded: "at least" past the cap
         if due and channel not in configured:
             counts.channels_not_configured[channel] = due
             log.error("%s %s messages stay queued: %s", due, channel, ChannelNotConfigured(channel))

@@ -1,5 +1,6 @@
 """Chaos: several cron-like runner loops send through a provider slower than the lease, for a minute,
-while a side thread terminates random backends of the database, the Phase C lock holder among them.
+while a side thread terminates random backends of the database, the Phase C lock holder among them,
+and another freezes random runners (SIGSTOP) for up to a few leases before it resumes them.
 Afterwards every delivery is sent or failed (none lost), and every message sent twice is one the
 runners reported as sent with an outcome they could not record or that came too late (stale):
 counted by the runners, not guessed by the test."""
@@ -7,6 +8,7 @@ counted by the runners, not guessed by the test."""
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -39,17 +41,40 @@ class RunnerLoop(threading.Thread):
         self.reports: list[dict] = []
         self.exit_codes: Counter[int] = Counter()
         self.unreported = 0
+        self.current: subprocess.Popen[str] | None = None
 
     def run(self) -> None:
         while not self.stop.is_set():
-            result = subprocess.run([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=self.env,
-                                    capture_output=True, text=True, timeout=300)
-            self.exit_codes[result.returncode] += 1
-            lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+            self.current = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=self.env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout, stderr = self.current.communicate(timeout=300)
+            self.exit_codes[self.current.returncode] += 1
+            lines = [line for line in stdout.splitlines() if line.startswith("{")]
             if lines:
                 self.reports.append(json.loads(lines[-1]))
-            elif "Traceback" in result.stderr:
+            elif "Traceback" in stderr:
                 self.unreported += 1
+
+
+def _freezer(loops: list[RunnerLoop], stop: threading.Event, freezes: Counter[str]) -> None:
+    """Freezes a running runner for 0.5 to 3 s (up to three 1 s leases), then resumes it."""
+    chooser = random.Random(11)
+    while not stop.wait(chooser.uniform(1.0, 2.0)):
+        process = chooser.choice(loops).current
+        if process is None or process.poll() is not None:
+            continue
+        try:
+            os.kill(process.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            continue
+        freezes["frozen"] += 1
+        try:
+            stop.wait(chooser.uniform(0.5, 3.0))
+        finally:
+            try:
+                os.kill(process.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
 
 def _killer(db_url: str, stop: threading.Event, kills: Counter[str]) -> None:
@@ -75,18 +100,19 @@ def test_runners_under_backend_kills_lose_nothing_and_count_every_duplicate(conn
                  "retry_max = '1 second', retry_jitter_pct = 0, max_attempts = 50")
     total = conn.execute("SELECT count(*) FROM user_alert_deliveries").fetchone()[0]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
-    stop, kills = threading.Event(), Counter[str]()
+    stop, kills, freezes = threading.Event(), Counter[str](), Counter[str]()
     with FakeSmtpServer() as smtp:
         smtp.handler.data_delay = 0.05  # 60 one at a time would take 3 s: longer than the 1 s lease
         env = {**base_env, "DATABASE_URL": db_url, "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
                "EMAIL_FROM": "alerts@example.com", "ALERTS_BATCH_SIZE": str(BATCH)}
         loops = [RunnerLoop(env, stop) for _ in range(RUNNER_LOOPS)]
         killer = threading.Thread(target=_killer, args=(db_url, stop, kills), daemon=True)
-        for thread in [*loops, killer]:
+        freezer = threading.Thread(target=_freezer, args=(loops, stop, freezes), daemon=True)
+        for thread in [*loops, killer, freezer]:
             thread.start()
         time.sleep(CHAOS_SECONDS)
         stop.set()
-        for thread in [*loops, killer]:
+        for thread in [freezer, *loops, killer]:
             thread.join(300)
         # calm again: cron runs until nothing is queued or sending (leases and backoffs are short)
         for _ in range(100):
@@ -119,7 +145,8 @@ def test_runners_under_backend_kills_lose_nothing_and_count_every_duplicate(conn
     # over once its lock is gone is tests/test_lock_loss.py's, deterministically.
     most_stale = max((r.get("stale_sent", 0) for r in reports), default=0)
     assert kills["lock_holder"] > 0 and kills["any"] > 0, kills
+    assert freezes["frozen"] > 0, freezes
     exit_codes = sum((loop.exit_codes for loop in loops), Counter())
     print(f"chaos {CHAOS_SECONDS:.0f} s: {len(reports)} runs (exit codes {dict(exit_codes)}), "
-          f"kills {dict(kills)}, {total} deliveries {statuses}, {duplicates} sent twice, "
+          f"kills {dict(kills)}, {freezes['frozen']} freezes, {total} deliveries {statuses}, {duplicates} sent twice, "
           f"{reported} reported by the runners as possibly sent twice, at most {most_stale} stale in one run")
