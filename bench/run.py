@@ -14,7 +14,8 @@ on stderr. Exit 0 when every case ran (1 with --strict when a target was missed)
 failed, 2 on bad usage. Cases: phase_b_fanout, phase_b_rerun, phase_c_send, claim_growth,
 phase_a, runner_memory, watch_latency (bench/cases_latency.py), watch_faults and watch_overlap
 (bench/cases_watch_faults.py), and through loopback providers with latency (bench/cases_providers.py):
-provider_email, provider_telegram, provider_email_451, provider_split.
+provider_email, provider_telegram, provider_email_451, provider_split; beside other actors
+(bench/cases_stall.py): frozen_sender, statement_timeout, sender_processes.
 """
 
 import argparse
@@ -38,6 +39,7 @@ from alerts.db import one_line  # noqa: E402
 from alerts.secrets import mask_url  # noqa: E402
 from bench import cases, cases_providers  # noqa: E402
 from bench.cases_latency import latency_cases  # noqa: E402
+from bench.cases_stall import stall_cases  # noqa: E402
 from bench.cases_watch_faults import fault_cases  # noqa: E402
 from bench.database import bench_database, connect  # noqa: E402
 from bench.procs import ROOT, kill_all  # noqa: E402
@@ -56,6 +58,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
     ({"watch_latency"}, lambda ctx, _: latency_cases(ctx)),
     ({"watch_faults", "watch_overlap"}, lambda ctx, _: fault_cases(ctx)),
     ({"provider_email", "provider_telegram", "provider_email_451", "provider_split"}, cases_providers.provider_cases),
+    ({"frozen_sender", "statement_timeout", "sender_processes"}, stall_cases),
 ]
 
 
