@@ -255,7 +255,8 @@ def test_only_the_scripts_that_need_it_run_statement_by_statement():
                     if not migrate.is_single_transaction(migrate.split_statements(
                         migrate.load_script(change.deploy_script)))}
     assert by_statement == {"legacy_upgrade_events", "legacy_upgrade_deliveries", "indexes_concurrently",
-                            "digests_indexes", "claim_tokens", "alert_events_spike_fields", "bounded_statements"}
+                            "digests_indexes", "claim_tokens", "alert_events_spike_fields", "bounded_statements",
+                            "source_indexes"}
 
 
 def _statements(script) -> list[str]:  # noqa: ANN001 - a Path

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 
 import psycopg
+import pytest
 
 from tests import seed
 
@@ -155,3 +156,46 @@ def test_fanout_over_unanalysed_host_tables_uses_no_nested_loop(conn):
     looping = [_relations(n) for n in _nodes(insert) if n["Node Type"] == "Nested Loop"]
     assert all(relations <= {"plan_settings"} for relations in looping), json.dumps(insert, indent=1)
     assert "users" in _relations(insert)
+
+
+def _history(conn: psycopg.Connection) -> None:
+    """Two years of twice-daily readings for 60 regions (and 4 assets in each), 100,000 events of
+    which a few are recent: the size where a sequential scan shows in a plan."""
+    conn.execute("INSERT INTO risk_indices (region, window_days, risk_score, trend, calculated_at) "
+                 "SELECT 'Region ' || r, 7, CASE WHEN h = 0 AND r <= 5 THEN 85 ELSE 40 END, 'up', "
+                 "       now() - interval '1 hour' - h * interval '12 hours' "
+                 "  FROM generate_series(1, 60) r, generate_series(0, 1459) h")
+    conn.execute("INSERT INTO asset_risk (asset, region, window_days, risk_score, direction, calculated_at) "
+                 "SELECT a, 'Region ' || r, 7, CASE WHEN h = 0 AND r <= 3 THEN 90 ELSE 30 END, 'up', "
+                 "       now() - interval '1 hour' - h * interval '12 hours' "
+                 "  FROM unnest(ARRAY['oil', 'gas', 'fx', 'freight']) a, generate_series(1, 20) r, "
+                 "       generate_series(0, 1459) h")
+    conn.execute("INSERT INTO events (title, region, category, severity_score, inserted_at) "
+                 "SELECT 'Event ' || g, 'Europe', 'supply', 1 + g % 5, now() - (g % 700) * interval '1 day' "
+                 "  FROM generate_series(1, 100000) g")
+    conn.execute("ANALYZE risk_indices, asset_risk, events")
+
+
+def _sequential_scans(plans: list[Plan], relations: set[str]) -> list[str]:
+    return [str(n["Relation Name"]) for plan in plans for n in _nodes(plan)
+            if n.get("Node Type") == "Seq Scan" and n.get("Relation Name") in relations]
+
+
+@pytest.mark.parametrize("stored_as", ["timestamptz", "timestamp"])
+def test_phase_a_and_message_facts_read_the_history_by_index_only(conn, stored_as):
+    """Phase A's recent readings, the reading before a spike and a message's reading and baseline
+    are index look-ups: flat in the years of history, also where the host stores naive timestamps,
+    as the original application does (red with a cast on calculated_at, or without the source
+    indexes)."""
+    for table in ("risk_indices", "asset_risk"):
+        conn.execute(f"ALTER TABLE {table} ALTER COLUMN calculated_at TYPE {stored_as}")
+    _history(conn)
+    plans = _tree_plans(conn, "SELECT alerts_phase_a()")
+    spikes = [r[0] for r in conn.execute("SELECT id FROM alert_events WHERE alert_type <> 'HIGH_IMPACT_EVENT'")]
+    assert len(spikes) == 5 + 3 * 4, spikes
+    assert _sequential_scans(plans, {"events", "risk_indices", "asset_risk"}) == []
+    facts_plans = _tree_plans(conn, f"SELECT * FROM alert_message_facts(ARRAY{spikes}::bigint[])")
+    assert _sequential_scans(facts_plans, {"events", "risk_indices", "asset_risk"}) == []
+    previous = conn.execute("SELECT count(*) FROM alert_message_facts(%s) WHERE previous_score = 40 OR "
+                            "previous_score = 30", [spikes]).fetchone()
+    assert previous == (len(spikes),), "each spike's baseline is the reading before it"

@@ -99,7 +99,7 @@ BEGIN
                ri.risk_score::numeric AS risk_score, ri.calculated_at::timestamptz AS calculated_at
           FROM risk_indices ri
          WHERE ri.window_days = cfg.spike_window_days
-           AND ri.calculated_at::timestamptz >= now() - cfg.spike_max_age
+           AND ri.calculated_at >= now() - cfg.spike_max_age  -- as stored, so an index on calculated_at serves it
     ),
     newest_regional_rows AS (
         -- The newest reading per region, whatever its score: an invalid score means no reading.
@@ -119,7 +119,7 @@ BEGIN
                  WHERE btrim(p.region) = nr.region
                    AND p.window_days = cfg.spike_window_days
                    AND p.risk_score::numeric BETWEEN 0 AND 100
-                   AND (p.calculated_at::timestamptz, p.id) < (nr.calculated_at, nr.id)
+                   AND (p.calculated_at, p.id) < (nr.calculated_at, nr.id)  -- as stored: one index range
                  ORDER BY p.calculated_at DESC, p.id DESC
                  LIMIT 1
           ) prev ON true
@@ -150,7 +150,7 @@ BEGIN
                ar.risk_score::numeric AS risk_score, ar.calculated_at::timestamptz AS calculated_at
           FROM asset_risk ar
          WHERE ar.window_days = cfg.spike_window_days
-           AND ar.calculated_at::timestamptz >= now() - cfg.spike_max_age
+           AND ar.calculated_at >= now() - cfg.spike_max_age  -- as stored, so an index on calculated_at serves it
     ),
     newest_asset_rows AS (
         -- The newest reading per (region, asset), whatever its score: an invalid score means no reading.

@@ -1,5 +1,2 @@
--- Revert alerts_v2:message_facts
-BEGIN;
-DROP FUNCTION IF EXISTS alert_message_facts(bigint[]);
-DROP FUNCTION IF EXISTS alerts_optional_event_column(text[], text[]);
-COMMIT;
+-- Revert alerts_v2:message_facts to its @v1.2 version: that version's deploy script, frozen.
+\ir ../deploy/message_facts@v1.2.sql
