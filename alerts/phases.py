@@ -11,6 +11,7 @@ from psycopg import sql
 
 from alerts.db import connect, one_line
 from alerts.delivery import Database, RunGuard, count_due, deliver
+from alerts.failures import retry_transient
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.senders.base import Sender
 from alerts.shutdown import STOP
@@ -22,7 +23,8 @@ _PHASE_FUNCTIONS = {"a": "alerts_phase_a", "b": "alerts_phase_b", "d": "alerts_p
 
 def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
     """Call alerts_phase_a(), _b() or _d(); the function takes its own lock."""
-    row = conn.execute(f"SELECT {_PHASE_FUNCTIONS[phase]}()").fetchone()
+    call = f"SELECT {_PHASE_FUNCTIONS[phase]}()"  # tried again after a deadlock or serialization failure
+    row = retry_transient(conn, f"phase {phase}", lambda: conn.execute(call).fetchone())
     assert row is not None
     counts: dict[str, object] = row[0]
     return counts
