@@ -10,7 +10,11 @@
 Prints one JSON object per phase on stdout; logs go to stderr.
 Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration, 3 stopped by
 SIGTERM/SIGINT (in-flight sends finished, every outcome recorded), 4 a provider could not take
-messages this run (they stay queued for the next one).
+messages this run (they stay queued for the next one), 5 the database stopped a statement
+(statement_timeout, lock_timeout, a cancel, a deadlock or serialization failure after 3 tries),
+6 a database session ended mid-run (connection lost, server restart, pg_terminate_backend,
+Phase C's lock session gone).
+After 5 and 6 nothing is lost and the next run goes on; the error line starts with the kind.
 """
 
 import argparse
@@ -31,10 +35,10 @@ from alerts.errors import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_STOPPED,
-    AlertsError,
     ChannelUnavailableError,
     UsageError,
 )
+from alerts.failures import failure_from_text
 from alerts.history import recorded, run_error
 from alerts.message_settings import current_settings
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
@@ -123,7 +127,7 @@ def fail_on_phase_c_problem(counts: dict[str, object]) -> None:
     elif counts.get("channels_unavailable") and not (counts.get("error") or counts.get("channels_not_configured")):
         raise ChannelUnavailableError(error)
     elif error:
-        raise AlertsError(error)
+        raise failure_from_text(error)  # a database failure exits with its kind's code
 
 
 def database_url() -> str:

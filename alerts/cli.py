@@ -12,6 +12,7 @@ import psycopg
 
 from alerts.db import one_line
 from alerts.errors import EXIT_FAILURE, AlertsError
+from alerts.failures import classify, describe
 from alerts.shutdown import HardStop
 
 
@@ -36,10 +37,10 @@ def run_command(prog: str, args: argparse.Namespace, run: Callable[[argparse.Nam
     except KeyboardInterrupt:
         print(f"{prog}: error: {interrupted}", file=sys.stderr)
         return EXIT_FAILURE
-    except psycopg.OperationalError as error:  # the server restarted or went away mid-run
-        print(f"{prog}: error: lost the database connection ({one_line(error)}): nothing is lost; claimed "
-              "rows come back when their lease ends and the next run resumes", file=sys.stderr)
-        return EXIT_FAILURE
+    except psycopg.OperationalError as error:  # a timeout, a cancel, a deadlock, the server gone (alerts.failures)
+        kind = classify(error)
+        print(f"{prog}: error: {describe(error)}", file=sys.stderr)
+        return kind.exit_code if kind else EXIT_FAILURE
     except Exception as error:
         print(f"{prog}: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row, tuple_row
 from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
 from alerts.event_facts import attach_to_deliveries, attach_to_digests
+from alerts.failures import LOCK_LOST, describe
 from alerts.render import OutgoingMessage, render, render_digest
 from alerts.secrets import mask_text
 from alerts.senders.base import Outcome, Sender, SendResult
@@ -265,11 +266,11 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
         counts.stopped_early = counts.taken >= max_send and count_due(db, 1, channels) > 0
         report_unserved_channels(db, sender, counts)
     except LockLost as error:
-        counts.error = f"{error}; every outcome was recorded, fenced by its claim token; nothing is lost"
+        counts.error = f"{LOCK_LOST.name}: {error}; every outcome was recorded, fenced by its claim token; " \
+                       "nothing is lost"
     except psycopg.OperationalError as error:
-        counts.error = (f"lost the database connection: {one_line(error)}; {counts.unrecorded_sent} messages sent "
-                        "without a recorded outcome go out again when their lease ends; nothing is lost, "
-                        "the next run resumes")
+        counts.error = (f"{describe(error)}; {counts.unrecorded_sent} messages sent without a recorded outcome go "
+                        "out again when their lease ends")
     return counts
 
 

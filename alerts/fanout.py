@@ -9,6 +9,7 @@ import psycopg
 
 from alerts.counts import merge_counts
 from alerts.db import one_line
+from alerts.failures import retry_transient
 
 log = logging.getLogger("alerts")
 
@@ -38,10 +39,12 @@ def _configured_rows(conn: psycopg.Connection) -> int:
 
 
 def fan_out_step(conn: psycopg.Connection, budget: FanoutBudget, max_events: int | None = None) -> dict[str, object]:
-    """One bounded step; a statement timeout shrinks the budget and tries again."""
+    """One bounded step; a statement timeout shrinks the budget and tries again, a deadlock or a
+    serialization failure is tried again as it is."""
     while True:
         try:
-            row = conn.execute(STEP_SQL, [max_events, budget.rows]).fetchone()
+            row = retry_transient(conn, "phase b",
+                                  lambda: conn.execute(STEP_SQL, [max_events, budget.rows]).fetchone())
         except psycopg.errors.QueryCanceled as error:
             if error.sqlstate != "57014" or "statement timeout" not in str(error):
                 raise  # a cancel by hand or a DBA is not a budget problem

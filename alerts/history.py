@@ -8,6 +8,7 @@ from collections.abc import Callable
 import psycopg
 
 from alerts.db import connect, one_line
+from alerts.failures import history_text
 
 log = logging.getLogger("alerts")
 
@@ -20,7 +21,7 @@ def recorded(url: str, conn: psycopg.Connection, phase: str,
     try:
         counts = run()
     except BaseException as error:
-        _close_failed(url, run_id, f"{type(error).__name__}: {one_line(error)}")
+        _close_failed(url, run_id, history_text(error))
         raise
     error = run_error(counts)
     outcome = "skipped" if counts.get("skipped") is True else "failed" if error else "ok"

@@ -12,6 +12,7 @@ from psycopg import sql
 from alerts.counts import merge_counts
 from alerts.db import connect, one_line
 from alerts.delivery import Database, RunGuard, count_due, deliver
+from alerts.failures import retry_transient
 from alerts.fanout import fan_out
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
 from alerts.senders.base import Sender
@@ -24,12 +25,14 @@ _PHASE_FUNCTIONS = {"a": "alerts_phase_a", "b": "alerts_phase_b", "d": "alerts_p
 
 def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
     """Call alerts_phase_a() or _d(), or Phase B's bounded steps until nothing is left to fan out;
-    each function takes its own lock."""
+    each function takes its own lock, and a call that hits a deadlock or a serialization failure
+    is tried again (alerts.failures.retry_transient)."""
     if phase == "b":
         return fan_out(conn)
+    call = f"SELECT {_PHASE_FUNCTIONS[phase]}()"
     total: dict[str, object] = {}
     while True:  # Phase D gathers a bounded batch a call and says whether more may wait
-        row = conn.execute(f"SELECT {_PHASE_FUNCTIONS[phase]}()").fetchone()
+        row = retry_transient(conn, f"phase {phase}", lambda: conn.execute(call).fetchone())
         assert row is not None
         counts: dict[str, object] = row[0]
         total = merge_counts(total, counts)
