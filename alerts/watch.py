@@ -22,7 +22,8 @@ from psycopg.types.json import Json
 
 from alerts.counts import merge_counts
 from alerts.db import check_schema, connect, one_line
-from alerts.errors import AlertsError, UsageError
+from alerts.errors import EXIT_CONNECTION_ENDED, AlertsError, UsageError
+from alerts.failures import classify, describe
 from alerts.fanout import FanoutBudget, fan_out_step
 from alerts.history import run_error
 from alerts.listener import RECONNECT, Outage, WakeListener
@@ -176,6 +177,11 @@ class Watcher:
                     counts[phase] = self._phase(phase)
                 timings.append(f"{phase} {summary(counts[phase])} {time.perf_counter() - phase_started:.2f}s")
         except (psycopg.OperationalError, AlertsError) as error:  # AlertsError: Phase C could not connect
+            kind = classify(error)
+            if kind is not None and kind.exit_code != EXIT_CONNECTION_ENDED:  # a timeout, a deadlock: the
+                self.pass_failures.failed(error)                              # connection is fine
+                self._beat(None, describe(error))
+                return FAILED
             self._lost(error)
             return FAILED
         except psycopg.Error as error:  # an SQL error must not end the watcher: logged once, retried
