@@ -20,6 +20,7 @@ from alerts.shutdown import STOP
 
 log = logging.getLogger("alerts")
 
+DRY_RUN_IDLE_SECONDS = 60
 _PHASE_FUNCTIONS = {"a": "alerts_phase_a", "b": "alerts_phase_b", "d": "alerts_phase_d"}
 
 
@@ -41,8 +42,12 @@ def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
 
 
 def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str, object]]:
-    """Run A, B and D in one transaction that is rolled back; C only counts what it would send."""
+    """Run A, B and D in one transaction that is rolled back; C only counts what it would send.
+    The one transaction the runner keeps open across statements (A, B and D otherwise run in
+    autocommit, so a runner frozen after a call holds no lock): a dry run frozen between two of
+    them is ended by the server after DRY_RUN_IDLE_SECONDS, and its phase locks with it."""
     with connect(url, autocommit=False) as conn:
+        conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{DRY_RUN_IDLE_SECONDS}s'")
         try:
             for phase in phases:
                 if phase in _PHASE_FUNCTIONS:
