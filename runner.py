@@ -12,8 +12,7 @@ Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration, 3 s
 SIGTERM/SIGINT (in-flight sends finished, every outcome recorded), 4 a provider could not take
 messages this run (they stay queued for the next one), 5 the database stopped a statement
 (statement_timeout, lock_timeout, a cancel, a deadlock or serialization failure after 3 tries),
-6 a database session ended mid-run (connection lost, server restart, pg_terminate_backend,
-Phase C's lock session gone).
+6 a database session ended mid-run (connection lost, server restart, pg_terminate_backend).
 After 5 and 6 nothing is lost and the next run goes on; the error line starts with the kind.
 """
 

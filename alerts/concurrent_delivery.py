@@ -14,12 +14,13 @@ message's start time with the sender (turn(): the channel's steady rate, one cha
 waits for it, and hands the message over only while the run is not stopping. So:
 
 - each claimed row ends with exactly one recorded outcome (fenced by its claim token), or is
-  released when it was never handed to a provider (held channel, stop signal, lost lock), or,
+  released when it was never handed to a provider (held channel, stop signal, sending paused,
+  lease run out), or,
   when its send outlives the stop's grace or the run is stopped at once, stays 'sending' until
   its lease ends (its fate is unknown: another attempt must not race it);
-- a stop signal stops the threads from handing over new messages at once; so does the end of the
-  lock's session (each thread polls its socket before handing a message over, as the one-at-a-time
-  loop does); the lock is also asked before every claim and every record (every second);
+- a stop signal stops the threads from handing over new messages at once; so does a pause (an
+  exclusive holder of Phase C's lock), asked before every claim and every record (every second);
+  a claimed row whose lease has run past LEASE_USE is released, never handed over;
 - after a crash at most the messages in flight and those whose outcome was not yet recorded
   (the last record_interval's) are sent again;
 - memory is bounded by the claims: at most claim size + 2 x threads rows per lane.
@@ -103,7 +104,7 @@ class Handover:
 
     def take(self, row_id: int) -> bool:
         with self._lock:
-            if self.stopping.is_set() or self._guard.stop_sending():  # a stop signal, or the lock's session gone
+            if self.stopping.is_set() or self._guard.stop_sending():  # a stop signal, or sending paused
                 return False
             self._handed.add(row_id)
             return True
@@ -200,7 +201,7 @@ def fill(db: Database, queue_def: Queue, sender: Sender, lanes: list[Lane], work
         if lane.pending >= size:
             continue
         wanted = min(size - lane.pending, max_send - counts.taken)  # what waits in the lane counts too
-        guard.check_lock()
+        guard.check_paused()
         rows = db.rows(queue_def.claim, [wanted, [lane.channel] if lane.channel else None])
         stamp_lease(rows, lease_seconds)
         queue_def.prepare(db, rows)
@@ -289,10 +290,10 @@ def drain_concurrently(db: Database, queue_def: Queue, sender: Sender, batch_siz
             if not busy(sender, lanes, counts, max_send):
                 break
             gather(handover, by_channel, work, counts, recorded_at + record_interval - time.monotonic())
-            guard.raise_if_lock_lost()  # a thread found the lock's session gone before handing a message over
+            guard.raise_if_paused()
             if work.outcomes.unsent or time.monotonic() - recorded_at >= record_interval:
                 make_durable(sender, work.outcomes)
-                guard.check_lock()
+                guard.check_paused()
                 record(db, queue_def, work.outcomes, counts)
                 recorded_at = time.monotonic()
     except KeyboardInterrupt:  # stopped at once (a second signal, the grace period over)

@@ -16,8 +16,9 @@ written, so a runner that dies mid-batch has sent at most that long's messages (
 more than one batch) without their outcome: the batch's lease sends those again.
 
 The run stops handing messages to providers when it is asked to (a stop signal: checked
-before every message) or when it lost the Phase C lock (checked before every claim and every
-record, one round trip each): it then records what it sent and releases the rest.
+before every message) or when sending is paused (an exclusive holder of Phase C's lock: checked
+before every claim and every record, one round trip each, and inside every claim's transaction):
+it then records what it sent and releases the rest.
 """
 
 import logging
@@ -31,7 +32,8 @@ from psycopg.rows import dict_row, tuple_row
 from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
 from alerts.event_facts import attach_to_deliveries, attach_to_digests
-from alerts.failures import LOCK_LOST, describe
+from alerts.failures import describe
+from alerts.locks import PHASE_LOCK_NAMES, lock_key
 from alerts.render import OutgoingMessage, render, render_digest
 from alerts.secrets import mask_text
 from alerts.senders.base import Outcome, Sender, SendResult
@@ -65,11 +67,16 @@ class Queue:
     prepare: Callable[["Database", list[dict]], None] = lambda db, rows: None
 
 
+# Every claim takes Phase C's lock in shared mode in its own transaction; while a DBA holds it
+# exclusively (the pause switch) the claim function is not even called (a one-time filter).
+PAUSE_GATE = f" WHERE (SELECT pg_try_advisory_xact_lock_shared({lock_key(PHASE_LOCK_NAMES['c'])}))"
+
 DELIVERIES = Queue(
     id_column="delivery_id",
     # only the columns render() and send_batch() read: each column returned costs a conversion a row
     claim="SELECT delivery_id, claim_token, user_id, channel, destination, attempts, alert_event_id, alert_type,"
-          " severity, scope_region, scope_assets, headline, body, event_created_at FROM claim_deliveries(%s, %s)",
+          " severity, scope_region, scope_assets, headline, body, event_created_at FROM claim_deliveries(%s, %s)"
+          + PAUSE_GATE,
     count_due="SELECT count_due_deliveries(%s, %s)",
     render=render,
     mark_sent="SELECT mark_deliveries_sent(%b, %b, %b)",
@@ -81,7 +88,7 @@ DELIVERIES = Queue(
 )
 DIGESTS = Queue(
     id_column="digest_id",
-    claim="SELECT * FROM claim_digests(%s, %s)",
+    claim="SELECT * FROM claim_digests(%s, %s)" + PAUSE_GATE,
     count_due="SELECT count_due_digests(%s, %s)",
     render=render_digest,
     mark_sent="SELECT record_digest_outcomes('sent', %b, %b, %b)",
@@ -135,6 +142,8 @@ class DeliveryCounts:
     unknown_fate: int = 0
     # claimed rows not sent because their lease ran out first (the run was frozen or slow): released unsent
     lease_expired: int = 0
+    # an exclusive holder of Phase C's lock (the pause switch) stopped the run from claiming more
+    paused: bool = False
     stopped_by: str | None = None
     error: str | None = None
     errors_by_channel: dict[str, int] = field(default_factory=dict)
@@ -163,46 +172,37 @@ class BatchOutcomes:
     in_flight: dict[int, int] = field(default_factory=dict)  # handed to a provider, no answer yet
 
 
-class LockLost(Exception):
-    """The session holding Phase C's advisory lock ended: another run may hold it now."""
+class SendingPaused(Exception):
+    """An exclusive holder of Phase C's lock (the pause switch) stops every sender from claiming."""
 
 
 class RunGuard:
-    """Why a Phase C run should stop handing messages to providers: a stop signal, or a lost Phase C
-    lock. Before every message it checks the signal flag and whether the lock's session has spoken
-    (a terminated session's server sends its farewell and closes the socket; a healthy idle one sends
-    nothing): a poll of the socket, no round trip. Before every claim and every record it asks the
-    session itself (one round trip)."""
+    """Why a Phase C run should stop handing messages to providers: a stop signal (checked before
+    every message, no round trip), or sending paused by an exclusive holder of Phase C's lock
+    (checked before every claim and every record, one round trip each)."""
 
-    def __init__(self, lock_alive: Callable[[], bool] = lambda: True, stop: StopSignal | None = None,
-                 lock_socket: Callable[[], bool] = lambda: False) -> None:
-        self._lock_alive = lock_alive
-        self._lock_socket_readable = lock_socket
+    def __init__(self, sending_open: Callable[[], bool] = lambda: True, stop: StopSignal | None = None) -> None:
+        self._sending_open = sending_open
         self._stop = stop or StopSignal()
-        self.lock_lost = False
+        self.paused = False
 
     def stop_requested(self) -> str | None:
         return self._stop.signal_name
 
     def stop_sending(self) -> bool:
-        """Checked before each message: a stop signal, or a lock session that is gone."""
-        if self._stop.requested or self.lock_lost:
-            return True
-        if self._lock_socket_readable() and not self._lock_alive():
-            self.lock_lost = True
-        return self.lock_lost
+        """Checked before each message: a stop signal, or sending found paused."""
+        return self._stop.requested or self.paused
 
-    def check_lock(self) -> None:
-        """Ask the lock's session (one round trip); raise LockLost when it is gone."""
-        if not self.lock_lost and not self._lock_alive():
-            self.lock_lost = True
-        self.raise_if_lock_lost()
+    def check_paused(self) -> None:
+        """Ask whether sending is paused (one round trip); raise SendingPaused when it is."""
+        if not self.paused and not self._sending_open():
+            self.paused = True
+        self.raise_if_paused()
 
-    def raise_if_lock_lost(self) -> None:
-        """Raise LockLost when a check already found the lock's session gone (no round trip)."""
-        if self.lock_lost:
-            raise LockLost("lost the Phase C lock (the session holding it ended, e.g. pg_terminate_backend): "
-                           "stopped claiming and sending")
+    def raise_if_paused(self) -> None:
+        """Raise SendingPaused when a check already found sending paused (no round trip)."""
+        if self.paused:
+            raise SendingPaused("sending paused: a session holds alerts_v2_phase_c exclusively (the pause switch)")
 
 
 class Database:
@@ -265,9 +265,10 @@ def deliver(db: Database, sender: Sender, batch_size: int, max_send: int,
         channels = sendable_channels(sender)
         counts.stopped_early = counts.taken >= max_send and count_due(db, 1, channels) > 0
         report_unserved_channels(db, sender, counts)
-    except LockLost as error:
-        counts.error = f"{LOCK_LOST.name}: {error}; every outcome was recorded, fenced by its claim token; " \
-                       "nothing is lost"
+    except SendingPaused as error:
+        counts.paused = True
+        log.warning("%s: stopped claiming; every outcome was recorded and the rows never handed over were "
+                    "released", error)
     except psycopg.OperationalError as error:
         counts.error = (f"{describe(error)}; {counts.unrecorded_sent} messages sent without a recorded outcome go "
                         "out again when their lease ends")
@@ -281,7 +282,7 @@ def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send:
         if guard.stop_requested():
             counts.stopped_by = guard.stop_requested()
             return
-        guard.check_lock()
+        guard.check_paused()
         rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
         stamp_lease(rows, lease_seconds)
         queue.prepare(db, rows)
@@ -305,13 +306,13 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
         nonlocal recorded_at
         if time.monotonic() - recorded_at >= record_interval:
             make_durable(sender, outcomes)
-            guard.check_lock()
+            guard.check_paused()
             record(db, queue, outcomes, counts, release_unsent=False)
             recorded_at = time.monotonic()
 
     try:
         send_batch(queue, sender, rows, outcomes, counts, record_if_due, guard)
-        guard.raise_if_lock_lost()
+        guard.raise_if_paused()
     finally:
         counts.unknown_fate += len(outcomes.in_flight)
         if guard.stop_requested() and not counts.stopped_by:

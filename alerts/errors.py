@@ -7,7 +7,7 @@ EXIT_USAGE = 2
 EXIT_STOPPED = 3  # stopped by SIGTERM/SIGINT: in-flight sends finished, every outcome recorded
 EXIT_CHANNEL_UNAVAILABLE = 4  # a provider was unreachable or asked us to wait: its messages stay queued
 EXIT_STATEMENT_STOPPED = 5  # the database stopped a statement: a timeout, a cancel, a deadlock after retries
-EXIT_CONNECTION_ENDED = 6  # a database session ended mid-run: connection lost, restart, Phase C's lock session
+EXIT_CONNECTION_ENDED = 6  # a database session ended mid-run: connection lost, server restart, terminated
 
 
 class AlertsError(Exception):

@@ -67,14 +67,12 @@ ADMIN_SHUTDOWN = FailureKind(
     _RESUMES)
 CONNECTION_LOST = FailureKind(
     "connection_lost", False, EXIT_CONNECTION_ENDED, "lost the database connection", _RESUMES)
-LOCK_LOST = FailureKind(  # not an SQLSTATE: Phase C saw the session holding its lock end (alerts.delivery.LockLost)
-    "lock_lost", False, EXIT_CONNECTION_ENDED, "the session holding the Phase C lock ended", _RESUMES)
 DATABASE_ERROR = FailureKind(
     "database_error", False, EXIT_FAILURE, "the database failed the statement",
     "see the server's log; nothing is lost, the next run tries again")
 
 KINDS = (STATEMENT_TIMEOUT, QUERY_CANCELED, LOCK_TIMEOUT, DEADLOCK, SERIALIZATION_FAILURE, ADMIN_SHUTDOWN,
-         CONNECTION_LOST, LOCK_LOST, DATABASE_ERROR)
+         CONNECTION_LOST, DATABASE_ERROR)
 _BY_SQLSTATE = {"55P03": LOCK_TIMEOUT, "40P01": DEADLOCK, "40001": SERIALIZATION_FAILURE,
                 "57P01": ADMIN_SHUTDOWN, "57P02": ADMIN_SHUTDOWN, "57P03": ADMIN_SHUTDOWN}
 

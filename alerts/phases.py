@@ -2,12 +2,9 @@
 sends and records under the runner's lock."""
 
 import logging
-import select
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import psycopg
-from psycopg import sql
 
 from alerts.counts import merge_counts
 from alerts.db import connect, one_line
@@ -60,70 +57,40 @@ def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str
             conn.rollback()
 
 
-@contextmanager
-def phase_c_lock(url: str) -> Iterator[psycopg.Connection | None]:
-    """Hold alerts_v2_phase_c in shared mode for the block: a transaction-scoped lock on a
-    connection of its own (safe behind a transaction pooler, which keeps the connection for the
-    open transaction), so the claims and outcomes commit on another connection meanwhile.
-
-    Shared, because senders need not exclude each other (SKIP LOCKED keeps their claims
-    disjoint, claim tokens keep their outcomes apart): any number of runs on any number of
-    hosts send at once, and a frozen or vanished sender holds up nothing but its own claimed
-    rows until their lease ends. Only an exclusive holder (a DBA's pause switch,
-    `SELECT pg_advisory_lock(alerts_lock_key('alerts_v2_phase_c'))`) makes a run skip. Yields
-    the lock's connection, or None when the lock is held exclusively or requested so."""
-    with connect(url, autocommit=False) as lock_conn:
-        lock_conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        # The key is inlined, not a bind parameter: a parameterised query leaves its portal, and
-        # with it a snapshot, open until the transaction ends, which would hold back vacuum on
-        # the whole server for the entire run.
-        row = lock_conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock_shared({})").format(
-            sql.Literal(lock_key(PHASE_LOCK_NAMES["c"])))).fetchone()
-        try:
-            yield lock_conn if row and row[0] else None
-        finally:
-            if not lock_conn.closed:
-                try:
-                    lock_conn.rollback()
-                except psycopg.OperationalError as error:  # the session is gone, and the lock with it
-                    log.debug("phase C lock connection already closed: %s", one_line(error))
+PHASE_C_OPEN = f"SELECT pg_try_advisory_xact_lock_shared({lock_key(PHASE_LOCK_NAMES['c'])})"
 
 
-def lock_alive(lock_conn: psycopg.Connection) -> Callable[[], bool]:
-    """A check that the session holding the lock is still there: one round trip, no snapshot kept."""
-    def alive() -> bool:
-        try:
-            lock_conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            return False
-    return alive
-
-
-def lock_socket_readable(lock_conn: psycopg.Connection) -> Callable[[], bool]:
-    """Whether the lock's idle session has sent anything: it only does when it is ending."""
-    def readable() -> bool:
-        if lock_conn.closed:
-            return True
-        ready, _, _ = select.select([lock_conn.fileno()], [], [], 0)
-        return bool(ready)
-    return readable
+def sending_open(db: Database) -> Callable[[], bool]:
+    """Whether Phase C's lock can be had in shared mode now: false while a DBA holds it exclusively
+    (the pause switch) or waits for it. One round trip; the lock ends with its statement's
+    transaction, so no connection is pinned (behind a transaction pooler neither)."""
+    def is_open() -> bool:
+        return bool(db.value(PHASE_C_OPEN))
+    return is_open
 
 
 def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dict[str, object]:
     """Claim and send batch after batch until nothing is due, max_send rows were claimed, the run
-    is asked to stop, or it lost its lock. Reclaiming digests is kept apart from deliveries: a
-    failure there is reported and never stops the deliveries."""
-    with phase_c_lock(url) as lock_conn:
-        if lock_conn is None:
+    is asked to stop, or sending is paused.
+
+    Phase C's lock, alerts_v2_phase_c, is taken in shared mode: at the start of the run (a run
+    that cannot have it skips) and in the transaction of every claim (alerts.delivery), so
+    senders need not exclude each other (SKIP LOCKED keeps their claims disjoint, claim tokens
+    keep their outcomes apart): any number of runs on any number of hosts send at once, and a
+    frozen or vanished sender holds up nothing but its own claimed rows until their lease ends.
+    No lock is held between statements, so no connection is pinned for the run. An exclusive
+    holder (a DBA's pause switch, `SELECT pg_advisory_lock(alerts_lock_key('alerts_v2_phase_c'))`)
+    makes new runs skip and running ones stop claiming: they record what they sent, release the
+    rest and end ("paused": true). Reclaiming digests is kept apart from deliveries: a failure
+    there is reported and never stops the deliveries."""
+    db = Database(url)
+    try:
+        if not sending_open(db)():
             return skip_object("c")
-        db = Database(url)
-        try:
-            reclaimed = {"deliveries": _reclaim_deliveries(db), "digests": _reclaim_digests(db)}
-            guard = RunGuard(lock_alive(lock_conn), STOP, lock_socket_readable(lock_conn))
-            counts = deliver(db, sender, batch_size, max_send, guard=guard)
-        finally:
-            db.close()
+        reclaimed = {"deliveries": _reclaim_deliveries(db), "digests": _reclaim_digests(db)}
+        counts = deliver(db, sender, batch_size, max_send, guard=RunGuard(sending_open(db), STOP))
+    finally:
+        db.close()
     return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed, **counts.__dict__}
 
 

@@ -25,13 +25,6 @@ from devtools.embedded_pg import EmbeddedPostgresError, embedded_server, wanted_
 
 DEFAULT_DOCKER_MAJOR = 15
 CONNECT_TIMEOUT_SECONDS = 5
-# The backend holding Phase C's lock in the connection's database (advisory locks are per database).
-PHASE_C_LOCK_HOLDER = """
-SELECT l.pid FROM pg_locks l
- WHERE l.locktype = 'advisory' AND l.granted
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND (l.classid::bigint << 32 | l.objid::bigint) = alerts_lock_key('alerts_v2_phase_c')
-"""
 
 
 class NoTestDatabase(RuntimeError):

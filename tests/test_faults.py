@@ -94,10 +94,10 @@ def test_runner_killed_mid_send_loses_nothing(conn, db_url, tmp_path):
           f"already accepted: {duplicates} sent twice, none lost")
 
 
-SESSION_ENDED = ("admin_shutdown", "connection_lost", "lock_lost")  # the failure kinds of exit code 6
+SESSION_ENDED = ("admin_shutdown", "connection_lost")  # the failure kinds of exit code 6
 
 
-def test_server_restart_mid_run_fails_clearly_and_the_next_run_finishes(tmp_path):
+def test_server_restart_mid_run_loses_nothing_and_says_what_happened(tmp_path):
     with embedded_cluster() as server:
         with psycopg.connect(server.url, autocommit=True) as conn:
             migrate.deploy(conn)
@@ -116,12 +116,17 @@ def test_server_restart_mid_run_fails_clearly_and_the_next_run_finishes(tmp_path
         server.restart()  # while the runner is blocked in the middle of its first batch
         accepted_before_restart = provider.drain()
         out, err = runner.communicate(timeout=60)
-        # 6: a database session ended mid-run (was 1): the work connection's, or first the Phase C lock's
-        assert runner.returncode == 6, (out, err)
+        # The runner holds no session but its work connection, which reconnects once and goes on
+        # (exit 0, "reconnecting once" logged); if the server is not back by then, the run ends
+        # with 6: a database session ended mid-run. Either way it says so in one line.
+        assert runner.returncode in (0, 6), (out, err)
+        assert "Traceback" not in err, err
         message = [line for line in err.splitlines() if line.startswith("runner.py: error:")]
-        assert len(message) == 1 and "Traceback" not in err, err
-        assert message[0].split(": ")[2] in SESSION_ENDED, message
-        assert "nothing is lost" in message[0], message
+        if runner.returncode == 6:
+            assert len(message) == 1 and message[0].split(": ")[2] in SESSION_ENDED, message
+            assert "nothing is lost" in message[0], message
+        else:
+            assert message == [] and "reconnecting once" in err, err
 
         counts = json.loads(out.splitlines()[-1])
         with psycopg.connect(server.url, autocommit=True) as conn:
@@ -131,7 +136,10 @@ def test_server_restart_mid_run_fails_clearly_and_the_next_run_finishes(tmp_path
             assert len(accepted_unrecorded) <= counts["unrecorded_sent"] + counts["stale_sent"]
             assert len(in_flight) <= 500
             (run,) = conn.execute("SELECT status, error FROM alerts_runs").fetchall()
-            assert run[0] == "failed" and run[1].split(": ")[0] in SESSION_ENDED, run
+            if runner.returncode == 6:
+                assert run[0] == "failed" and run[1].split(": ")[0] in SESSION_ENDED, run
+            else:
+                assert run[0] == "ok", run
             time.sleep(2.2)  # the lease
             outbox = tmp_path / "outbox.jsonl"
             _finish(server.url, conn, {**env, "ALERTS_SENDER": f"file:{outbox}"})

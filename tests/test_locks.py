@@ -2,6 +2,10 @@
 
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
+import time
 
 import psycopg
 import pytest
@@ -10,7 +14,8 @@ from hypothesis import strategies as st
 
 from alerts.locks import PHASE_LOCK_NAMES, lock_key
 from tests import seed
-from tests.conftest import run_runner
+from tests.conftest import ROOT, run_runner
+from tests.fakes.smtp_server import FakeSmtpServer
 
 
 def test_phase_keys_agree_with_sql(conn):
@@ -72,13 +77,29 @@ def test_lock_of_a_dead_session_is_released(conn, db_url):
     assert result.returncode == 0 and json.loads(result.stdout)["locked"] is True
 
 
-def test_phase_c_lock_holds_no_snapshot_while_the_run_goes_on(conn, db_url):
-    """The lock connection sits idle in transaction for the whole run: it must not hold back
-    vacuum (backend_xmin) or every claim re-reads all the rows sent so far."""
-    from alerts.phases import phase_c_lock
-
-    with phase_c_lock(db_url) as locked:
-        assert locked
-        held = conn.execute("SELECT state, backend_xmin FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND application_name = 'alerts_v2_runner'").fetchall()
-    assert held == [("idle in transaction", None)]
+def test_a_sending_run_holds_no_transaction_open_between_statements(conn, db_url):
+    """Phase C takes its shared lock inside each claim's transaction, not for the run: no runner
+    session sits idle in transaction (behind a transaction pooler that would pin a server
+    connection per sender, and eight senders would starve a pool of four), and none holds back
+    vacuum."""
+    seed.population(conn, users=40, events=1, channels=("email",))
+    conn.execute("SELECT alerts_phase_a()")
+    conn.execute("SELECT alerts_phase_b()")
+    with FakeSmtpServer() as smtp:
+        smtp.handler.data_delay = 0.05
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
+        env.update({"DATABASE_URL": db_url, "ALERTS_CONCURRENCY_EMAIL": "1",
+                    "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "EMAIL_FROM": "alerts@example.com"})
+        runner = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        states: set[tuple] = set()
+        while runner.poll() is None:
+            states |= set(conn.execute(
+                "SELECT state, backend_xmin IS NOT NULL AND state LIKE 'idle%%' FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'alerts_v2_runner'").fetchall())
+            time.sleep(0.02)
+        runner.communicate(timeout=30)
+    assert runner.returncode == 0
+    assert len(smtp.messages) == 40
+    assert not any(state and state.startswith("idle in transaction") for state, _ in states), states
+    assert not any(holds_xmin for _, holds_xmin in states), states
