@@ -53,8 +53,9 @@ AS $$
 -- source_link or article_url; source_name, source or publisher); a spike's reading (the newest
 -- valid one of the fingerprint's day that Phase A could see) and the valid reading before it;
 -- the thresholds of alerts_config. Naive host timestamps are read as UTC (the function's time
--- zone), and compared as stored, so the readings' indexes (source_indexes) serve every look-up:
--- a few index tuples per message whatever the history. Lock: none.
+-- zone), and compared as stored, so the readings' indexes (source_indexes, partial to the lengths
+-- Phase A accepts) serve every look-up: a few index tuples per message whatever the history.
+-- Lock: none.
 DECLARE
     time_types constant text[] := ARRAY['timestamp with time zone', 'timestamp without time zone', 'date'];
     text_types constant text[] := ARRAY['text', 'character varying', 'character'];
@@ -98,7 +99,8 @@ BEGIN
                     r.trend::text AS trend
                FROM risk_indices r
               WHERE wa.alert_type = 'REGIONAL_RISK_SPIKE'
-                AND btrim(r.region) = wa.scope_region AND r.window_days = s.spike_window_days
+                AND btrim(r.region) = wa.scope_region AND length(btrim(r.region)) <= 200
+                AND r.window_days = s.spike_window_days
                 AND r.risk_score::numeric BETWEEN 0 AND 100
                 AND r.calculated_at >= wa.reading_day
                 AND r.calculated_at < wa.reading_day + interval '1 day'
@@ -110,6 +112,7 @@ BEGIN
                FROM asset_risk a
               WHERE wa.alert_type = 'ASSET_RISK_SPIKE'
                 AND btrim(a.region) = wa.scope_region AND lower(btrim(a.asset)) = wa.scope_assets[1]
+                AND length(btrim(a.region)) <= 200 AND length(btrim(a.asset)) <= 100
                 AND a.window_days = s.spike_window_days
                 AND a.risk_score::numeric BETWEEN 0 AND 100
                 AND a.calculated_at >= wa.reading_day
@@ -123,7 +126,8 @@ BEGIN
             (SELECT r.risk_score::numeric AS risk_score, r.calculated_at::timestamptz AS calculated_at
                FROM risk_indices r
               WHERE wa.alert_type = 'REGIONAL_RISK_SPIKE'
-                AND btrim(r.region) = wa.scope_region AND r.window_days = s.spike_window_days
+                AND btrim(r.region) = wa.scope_region AND length(btrim(r.region)) <= 200
+                AND r.window_days = s.spike_window_days
                 AND r.risk_score::numeric BETWEEN 0 AND 100
                 AND (r.calculated_at, r.id) < (reading.calculated_at, reading.id)
               ORDER BY r.calculated_at DESC, r.id DESC
@@ -133,6 +137,7 @@ BEGIN
                FROM asset_risk a
               WHERE wa.alert_type = 'ASSET_RISK_SPIKE'
                 AND btrim(a.region) = wa.scope_region AND lower(btrim(a.asset)) = wa.scope_assets[1]
+                AND length(btrim(a.region)) <= 200 AND length(btrim(a.asset)) <= 100
                 AND a.window_days = s.spike_window_days
                 AND a.risk_score::numeric BETWEEN 0 AND 100
                 AND (a.calculated_at, a.id) < (reading.calculated_at, reading.id)

@@ -117,6 +117,7 @@ BEGIN
                 SELECT p.risk_score::numeric AS risk_score
                   FROM risk_indices p
                  WHERE btrim(p.region) = nr.region
+                   AND length(btrim(p.region)) <= 200  -- what the reading index covers (nr.region is that long at most)
                    AND p.window_days = cfg.spike_window_days
                    AND p.risk_score::numeric BETWEEN 0 AND 100
                    AND (p.calculated_at, p.id) < (nr.calculated_at, nr.id)  -- as stored: one index range

@@ -6,7 +6,9 @@
 --   * the reading before a spike's (Phase A) and a message's reading and baseline
 --     (alert_message_facts): risk_indices by (btrim(region), window_days, calculated_at, id) and
 --     asset_risk by (btrim(region), lower(btrim(asset)), window_days, calculated_at, id), the
---     expressions the engine compares;
+--     expressions the engine compares, partial to the lengths Phase A accepts (a region of at
+--     most 200 characters, an asset of at most 100): a longer value the host writes is not
+--     indexed, so it can never make the host's INSERT fail on the index's row size limit;
 --   * Phase B's range of users: user_alert_prefs by user_id.
 -- Performance only, no data: the host's tables keep their owner, columns and rows. An index is
 -- built only on a table the deploying role may index (it owns it, or is a member of its owner);
@@ -34,9 +36,9 @@ SELECT CASE WHEN pg_has_role(c.relowner, 'USAGE') THEN wanted.statement
        END
   FROM (VALUES
         ('risk_indices', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS risk_indices_calculated_at_idx ON risk_indices (calculated_at)'),
-        ('risk_indices', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS risk_indices_reading_idx ON risk_indices ((btrim(region)), window_days, calculated_at, id)'),
+        ('risk_indices', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS risk_indices_reading_idx ON risk_indices ((btrim(region)), window_days, calculated_at, id) WHERE length(btrim(region)) <= 200'),
         ('asset_risk', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS asset_risk_calculated_at_idx ON asset_risk (calculated_at)'),
-        ('asset_risk', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS asset_risk_reading_idx ON asset_risk ((btrim(region)), (lower(btrim(asset))), window_days, calculated_at, id)'),
+        ('asset_risk', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS asset_risk_reading_idx ON asset_risk ((btrim(region)), (lower(btrim(asset))), window_days, calculated_at, id) WHERE length(btrim(region)) <= 200 AND length(btrim(asset)) <= 100'),
         ('events', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS events_inserted_at_idx ON events (inserted_at)'),
         ('user_alert_prefs', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS user_alert_prefs_user_id_idx ON user_alert_prefs (user_id)')
        ) AS wanted (tbl, statement)
