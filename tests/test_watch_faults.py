@@ -84,6 +84,9 @@ def test_server_restart_mid_burst_the_watcher_recovers_by_itself(tmp_path: Path)
             provider.resume()  # the watcher writes the rest of its batch, then finds its connection gone
             with psycopg.connect(server.url, autocommit=True) as conn:
                 took = wait_for(all_sent(conn, 1200), 60, "every delivery sent after the restart")
+                # Phase C's work connection reconnects at once and may send everything before the
+                # watcher's own connections notice: they come back on their backoff.
+                wait_for(lambda: watcher.stderr.count("back after") >= 2, 60, "both connections back")
                 assert watcher.proc.poll() is None, "the watcher exited instead of recovering"
         finally:
             assert watcher.stop() == 3, watcher.stderr
