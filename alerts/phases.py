@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 
-from alerts.counts import merge_counts
+from alerts.counts import while_more
 from alerts.db import connect, one_line
 from alerts.delivery import Database, RunGuard, count_due, deliver
 from alerts.failures import retry_transient
@@ -28,14 +28,13 @@ def run_sql_phase(conn: psycopg.Connection, phase: str) -> dict[str, object]:
     if phase == "b":
         return fan_out(conn)
     call = f"SELECT {_PHASE_FUNCTIONS[phase]}()"
-    total: dict[str, object] = {}
-    while True:  # Phase D gathers a bounded batch a call and says whether more may wait
+
+    def once() -> dict[str, object]:
         row = retry_transient(conn, f"phase {phase}", lambda: conn.execute(call).fetchone())
         assert row is not None
         counts: dict[str, object] = row[0]
-        total = merge_counts(total, counts)
-        if counts.get("more") is not True:
-            return total
+        return counts
+    return while_more(once)  # Phase D gathers a bounded batch a call and says whether more may wait
 
 
 def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str, object]]:
@@ -96,22 +95,12 @@ def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dic
 
 def _reclaim_deliveries(db: Database) -> dict[str, object]:
     """Expired claims back to the queue, a bounded batch per call (each its own transaction)."""
-    total: dict[str, object] = {}
-    while True:
-        counts = db.value("SELECT reclaim_expired_deliveries()")
-        total = merge_counts(total, counts)
-        if counts.get("more") is not True:
-            return total
+    return while_more(lambda: db.value("SELECT reclaim_expired_deliveries()"))  # type: ignore[arg-type,return-value]
 
 
 def _reclaim_digests(db: Database) -> object:
     try:
-        total: dict[str, object] = {}
-        while True:
-            counts = db.value("SELECT reclaim_expired_digests()")
-            total = merge_counts(total, counts)
-            if counts.get("more") is not True:
-                return total
+        return while_more(lambda: db.value("SELECT reclaim_expired_digests()"))  # type: ignore[arg-type,return-value]
     except psycopg.OperationalError:
         raise
     except psycopg.Error as error:

@@ -6,22 +6,17 @@ the rows whose lease ran out, and the outcomes it records for them change nothin
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
 import psycopg
 
 from tests import seed
-from tests.conftest import ROOT, run_runner
+from tests.conftest import run_runner
 from tests.fakes.smtp_server import FakeSmtpServer
+from tests.smtp_senders import smtp_env, start_sender
 
 LEASE_SECONDS = 3
-
-
-def _env(smtp: FakeSmtpServer, **extra: str) -> dict[str, str]:
-    return {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "EMAIL_FROM": "alerts@example.com", **extra}
 
 
 def _unfinished(conn: psycopg.Connection) -> int:
@@ -39,14 +34,7 @@ def test_a_frozen_sender_holds_up_only_its_own_rows_and_sends_none_of_them_when_
                  "retry_base = '0.2 seconds', retry_max = '1 second', retry_jitter_pct = 0")
     with FakeSmtpServer() as smtp:
         smtp.handler.data_delay = 0.1
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
-        env.update({"DATABASE_URL": db_url, "ALERTS_CONCURRENCY_EMAIL": "2", **_env(smtp)})
-        frozen = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while len(smtp.messages) < 5:
-            assert time.monotonic() < deadline and frozen.poll() is None, "the first sender never got going"
-            time.sleep(0.01)
+        frozen = start_sender(db_url, smtp, in_flight=2)
         os.kill(frozen.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
         claimed_by_frozen = conn.execute(
@@ -54,7 +42,7 @@ def test_a_frozen_sender_holds_up_only_its_own_rows_and_sends_none_of_them_when_
         try:
             runs = []
             while _unfinished(conn):  # cron goes on, one run every half second
-                result = run_runner(db_url, "--phase", "c", env=_env(smtp))
+                result = run_runner(db_url, "--phase", "c", env=smtp_env(smtp))
                 assert result.returncode == 0, result.stderr
                 runs.append(json.loads(result.stdout))
                 assert time.monotonic() - frozen_at < LEASE_SECONDS + 60, "the queue was not emptied"

@@ -4,9 +4,6 @@ it sent (fenced by its claim tokens), releases the rest and ends with "paused": 
 the DBA lets go, the next run sends the rest, and nothing goes out twice."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -14,12 +11,9 @@ import psycopg
 
 from alerts.locks import PHASE_LOCK_NAMES, lock_key
 from tests import seed
-from tests.conftest import ROOT, run_runner
+from tests.conftest import run_runner
 from tests.fakes.smtp_server import FakeSmtpServer
-
-
-def _env(smtp: FakeSmtpServer, **extra: str) -> dict[str, str]:
-    return {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "EMAIL_FROM": "alerts@example.com", **extra}
+from tests.smtp_senders import smtp_env, start_sender
 
 
 def test_an_exclusive_holder_pauses_every_sender_and_nothing_is_lost_or_sent_twice(conn, db_url):
@@ -30,24 +24,17 @@ def test_an_exclusive_holder_pauses_every_sender_and_nothing_is_lost_or_sent_twi
     key = lock_key(PHASE_LOCK_NAMES["c"])
     with FakeSmtpServer() as smtp, psycopg.connect(db_url, autocommit=True) as dba:
         smtp.handler.data_delay = 0.1  # 2 at a time: 80 messages take 4 s
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
-        env.update({"DATABASE_URL": db_url, "ALERTS_CONCURRENCY_EMAIL": "2", **_env(smtp)})
-        sending = subprocess.Popen([sys.executable, "runner.py", "--phase", "c"], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while len(smtp.messages) < 5:
-            assert time.monotonic() < deadline and sending.poll() is None, "the sender never got going"
-            time.sleep(0.01)
+        sending = start_sender(db_url, smtp, in_flight=2)
         dba.execute("SELECT pg_advisory_lock(%s)", [key])  # pause
         paused_at = time.monotonic()
-        during_pause = run_runner(db_url, "--phase", "c", env=_env(smtp))
+        during_pause = run_runner(db_url, "--phase", "c", env=smtp_env(smtp))
         out, err = sending.communicate(timeout=30)
         stopped_after = time.monotonic() - paused_at
         sent_while_paused = len(smtp.messages)
         time.sleep(0.5)
         assert len(smtp.messages) == sent_while_paused, "a message went out while sending was paused"
         dba.execute("SELECT pg_advisory_unlock(%s)", [key])  # resume
-        after = run_runner(db_url, "--phase", "c", env=_env(smtp))
+        after = run_runner(db_url, "--phase", "c", env=smtp_env(smtp))
         sent_to = Counter(m.email["To"] for m in smtp.messages)
     assert during_pause.returncode == 0, during_pause.stderr
     assert json.loads(during_pause.stdout) == {"phase": "c", "locked": False, "skipped": True,
