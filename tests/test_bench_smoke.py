@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory",
          "watch_latency", "watch_faults", "watch_overlap")
 NUMBERS = ("rows", "seconds", "rows_per_s", "peak_rss_mb")
+
+pytestmark = pytest.mark.once  # slow: .ci/run runs it on one server only
 
 
 def test_bench_tiny_reports_every_case(admin_url: str, tmp_path: Path) -> None:

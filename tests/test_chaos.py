@@ -16,6 +16,7 @@ import time
 from collections import Counter
 
 import psycopg
+import pytest
 
 from tests import seed
 from tests.conftest import ROOT
@@ -84,6 +85,8 @@ def _killer(db_url: str, stop: threading.Event, kills: Counter[str]) -> None:
             if pids:
                 conn.execute("SELECT pg_terminate_backend(%s)", [chooser.choice(pids)])
                 kills["runner_backend"] += 1
+
+pytestmark = pytest.mark.once  # slow: .ci/run runs it on one server only
 
 
 def test_runners_under_backend_kills_lose_nothing_and_count_every_duplicate(conn, db_url):
