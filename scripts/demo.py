@@ -168,9 +168,16 @@ def summary(messages: list[dict[str, object]], outbox: Path) -> list[str]:
     lines = ["", f"Sent {len(messages)} message(s) to {len(users)} user(s) ({by_channel}); outbox: {where}", ""]
     ordered = sorted(messages, key=message_order)
     width = max(len(str(m["destination"])) for m in ordered)
-    lines.append(f"  {'CHANNEL':<9} {'DESTINATION':<{width}}  SUBJECT")
-    lines += [f"  {m['channel']!s:<9} {m['destination']!s:<{width}}  {m['subject']}" for m in ordered]
+    lines.append(f"  {'CHANNEL':<9} {'DESTINATION':<{width}}  SUBJECT (or first line)")
+    lines += [f"  {m['channel']!s:<9} {m['destination']!s:<{width}}  {headline_of(m)}" for m in ordered]
     return lines
+
+
+def headline_of(message: dict[str, object]) -> str:
+    """The subject, or for a message without one (Telegram, SMS) the first line of its text."""
+    if message.get("subject"):
+        return str(message["subject"])
+    return next((line.strip() for line in str(message.get("body") or "").splitlines() if line.strip()), "")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,6 +84,8 @@ def assert_demo_output(result: subprocess.CompletedProcess[str], outbox: Path) -
     assert outbox_messages(outbox) == EXPECTED_MESSAGES
     assert "Sent 13 message(s) to 4 user(s)" in result.stdout
     assert "telegram  100200304" in result.stdout
+    table = result.stdout[result.stdout.index("SUBJECT (or first line)"):]
+    assert "None" not in table, "a message without a subject shows its first line"
 
 
 def test_demo_deploys_seeds_and_sends_into_the_outbox(empty_db_url, tmp_path):
