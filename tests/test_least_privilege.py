@@ -4,6 +4,7 @@ another runner's claim tokens, recording an outcome on a row nobody holds, claim
 in one call, reading facts of alerts it is not sending, pruning today's sends to reset a quota, and
 executing helpers PUBLIC used to have."""
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -11,7 +12,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from alerts.locks import PHASE_LOCK_NAMES, lock_key
 from tests import seed
+from tests.conftest import run_runner
 
 GUESSES = 2000
 HELPERS = ("alerts_lock_key(text)", "alerts_lock_skipped(text)", "alerts_settings()",
@@ -215,3 +218,36 @@ def test_public_may_execute_no_function_of_the_engine(conn):
                             WHERE p.proowner = 'alerts_owner'::regrole
                               AND has_function_privilege('public', p.oid, 'EXECUTE')
                             ORDER BY 1""").fetchall() == []
+
+
+def test_status_names_a_connect_only_role_that_holds_a_phase_lock(conn, db_url, login):
+    """A role with no grant cannot call alerts_lock_key(), but the key is a public hash: it can hold
+    Phase B's lock and stall the phase. --status exits 1 once the phase has had no successful run for
+    longer than alerts_config.max_phase_silence, and names the holder."""
+    seed.population(conn, users=2, events=1)
+    assert run_runner(db_url, "--phase", "a").returncode == 0
+    assert run_runner(db_url, "--phase", "b").returncode == 0
+    assert json.loads(run_runner(db_url, "--status").stdout)["breaches"] == []
+    conn.execute("UPDATE alerts_runs SET started_at = started_at - interval '20 minutes', "
+                 "finished_at = finished_at - interval '20 minutes'")
+    seed.event(conn, title="Waits for its fanout")
+    assert run_runner(db_url, "--phase", "a").returncode == 0
+    nobody_url = login(None)
+    nobody = nobody_url.split("://", 1)[1].split("@", 1)[0]
+    with psycopg.connect(nobody_url, autocommit=True, application_name="rogue-pauser") as rogue:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            rogue.execute("SELECT alerts_lock_key('alerts_v2_phase_b')")
+        rogue.execute("SELECT pg_advisory_lock(%s)", [lock_key(PHASE_LOCK_NAMES["b"])])
+        skipped = run_runner(db_url, "--phase", "b")
+        assert '"skipped": true' in skipped.stdout, skipped.stdout + skipped.stderr
+        status = run_runner(db_url, "--status")
+        assert status.returncode == 1, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        assert report["events_waiting_fanout"] == 1 and report["oldest_waiting_fanout_age_seconds"] > 0
+        (breach,) = [b for b in report["breaches"] if b.startswith("phase ")]
+        assert breach.startswith("phase b has not completed successfully for 12") and "(900.0 s)" in breach, breach
+        assert f"its lock is held by pid {rogue.info.backend_pid} (role {nobody}, application rogue-pauser, " \
+               "from 127.0.0.1, connected at " in breach, breach
+        assert [p["phase"] for p in report["stalled_phases"]] == ["b"], "phase a succeeded a moment ago"
+    assert run_runner(db_url, "--phase", "b").returncode == 0
+    assert json.loads(run_runner(db_url, "--status").stdout)["breaches"] == []

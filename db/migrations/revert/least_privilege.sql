@@ -72,6 +72,8 @@ ALTER TABLE alerts_config
     DROP CONSTRAINT IF EXISTS alerts_config_max_claim_batch_range,
     DROP CONSTRAINT IF EXISTS alerts_config_min_retention_a_day,
     DROP CONSTRAINT IF EXISTS alerts_config_max_prune_batch_range,
+    DROP CONSTRAINT IF EXISTS alerts_config_max_phase_silence_positive,
+    DROP COLUMN IF EXISTS max_phase_silence,
     DROP COLUMN IF EXISTS max_claim_batch,
     DROP COLUMN IF EXISTS min_retention,
     DROP COLUMN IF EXISTS max_prune_batch;
