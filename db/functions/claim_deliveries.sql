@@ -42,8 +42,7 @@ DECLARE
     -- the outcome functions cannot guess the token of another runner's claim.
     token bigint := ('x' || left(replace(gen_random_uuid()::text, '-', ''), 12)
                          || left(replace(gen_random_uuid()::text, '-', ''), 4))::bit(64)::bigint;
-    -- Read through to_jsonb so the function works before and after least_privilege adds the column.
-    max_batch integer := coalesce((SELECT (to_jsonb(c) ->> 'max_claim_batch')::integer FROM alerts_config c), 10000);
+    max_batch integer := coalesce((SELECT c.max_claim_batch FROM alerts_config c), 10000);
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'claim_deliveries: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')

@@ -32,7 +32,8 @@ DECLARE
     -- the outcome functions cannot guess the token of another runner's claim.
     token bigint := ('x' || left(replace(gen_random_uuid()::text, '-', ''), 12)
                          || left(replace(gen_random_uuid()::text, '-', ''), 4))::bit(64)::bigint;
-    -- Read through to_jsonb so the function works before and after least_privilege adds the column.
+    -- Read through to_jsonb: the digests change comes before least_privilege, which adds the column,
+    -- in the plan, so this works in between too (and after a revert of least_privilege alone).
     max_batch integer := coalesce((SELECT (to_jsonb(c) ->> 'max_claim_batch')::integer FROM alerts_config c), 10000);
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
