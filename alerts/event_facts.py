@@ -4,8 +4,9 @@ alert_events holds what Phase A wrote (type, scope, severity, headline, body). A
 needs when it happened, why it fired and where to read more: the driver event's time, category
 and (when the host's events table has such columns) summary and source link; a spike's reading,
 its time and the reading before it (the baseline); the thresholds of alerts_config. The stored
-function alert_message_facts(ids) reads them as the engine's owner (so a runner login that may
-only execute the engine's functions gets them too) and finds the optional host columns itself.
+function alert_message_facts(ids, claim_tokens) reads them as the engine's owner (so a runner login
+that may only execute the engine's functions gets them too), only for the events of rows held under
+the given claim tokens, and finds the optional host columns itself.
 One call per claimed batch reads them for the events not seen yet in this run, and they are kept
 per event, so the hot path costs one set look-up per batch. Here they are cleaned for messages.
 """
@@ -36,7 +37,7 @@ class Rows(Protocol):
     def rows(self, sql: object, params: list) -> list[dict]: ...
 
 
-FACTS_SQL = "SELECT * FROM alert_message_facts(%s)"
+FACTS_SQL = "SELECT * FROM alert_message_facts(%s, %s)"
 
 
 def web_link(value: object) -> str | None:
@@ -98,13 +99,14 @@ class FactsLoader:
     def get(self, event_id: int) -> EventFacts:
         return self._facts.get(event_id, NO_FACTS)
 
-    def load(self, db: Rows, event_ids: set[int]) -> None:
-        """Read the facts of the events not known yet, in one call."""
+    def load(self, db: Rows, event_ids: set[int], claim_tokens: set[int]) -> None:
+        """Read the facts of the events not known yet, in one call. The database gives them only for
+        events of rows held under one of claim_tokens (the claims' fencing tokens)."""
         missing = sorted(i for i in event_ids if i not in self._facts)
         if not missing or self.disabled_because:
             return
         try:
-            rows = db.rows(FACTS_SQL, [missing])
+            rows = db.rows(FACTS_SQL, [missing, sorted(claim_tokens)])
         except psycopg.OperationalError as error:  # facts never hold up a claimed batch: send it without them
             log.warning("messages of this batch carry only what the claim returns: reading the events' facts "
                         "failed: %s", one_line(error))
@@ -150,6 +152,6 @@ def attach(db: Rows, rows: list[dict], holders: Callable[[dict], list[dict]]) ->
         return
     loader = loader_for(db)
     every = [holder for row in rows for holder in holders(row)]
-    loader.load(db, {int(holder["alert_event_id"]) for holder in every})
+    loader.load(db, {int(holder["alert_event_id"]) for holder in every}, {int(row["claim_token"]) for row in rows})
     for holder in every:
         holder["facts"] = loader.get(int(holder["alert_event_id"]))

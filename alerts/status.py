@@ -9,6 +9,7 @@ THRESHOLDS: tuple[tuple[str, str, int | None], ...] = (
     ("ALERTS_STATUS_MAX_DUE_AGE_SECONDS", "oldest_due_age_seconds", 900),
     ("ALERTS_STATUS_MAX_STUCK", "stuck_sending", 0),
     ("ALERTS_STATUS_MAX_FAILED_24H", "failed_last_24h", None),
+    ("ALERTS_STATUS_MAX_FANOUT_AGE_SECONDS", "oldest_waiting_fanout_age_seconds", None),
 )
 
 
@@ -23,6 +24,7 @@ def status_report(conn: psycopg.Connection, limit_of: Callable[[str, int | None]
         if limit is not None and isinstance(value, int | float) and value > limit:
             breaches.append(f"{key} is {value}, above {variable}={limit}")
     breaches.extend(failed_runs(report.get("last_runs")))
+    breaches.extend(stalled_phases(conn, report.get("stalled_phases")))
     breaches.extend(watcher_breaches(conn, report, limit_of))
     report["breaches"] = breaches
     report["healthy"] = not breaches
@@ -36,6 +38,39 @@ def failed_runs(last_runs: object) -> list[str]:
         return []
     return [f"the last phase {phase} run failed: {str(run.get('error') or 'no reason recorded')[:300]}"
             for phase, run in sorted(last_runs.items()) if isinstance(run, dict) and run.get("status") == "failed"]
+
+
+def stalled_phases(conn: psycopg.Connection, stalled: object) -> list[str]:
+    """A breach per phase without a successful run for longer than alerts_config.max_phase_silence,
+    naming the sessions that hold its advisory lock. alerts_status() sees them as the engine's owner
+    (pid, role, application); what this login may see of them besides (a superuser or pg_read_all_stats:
+    the client address and since when) is filled in here."""
+    if not isinstance(stalled, list):
+        return []
+    breaches = []
+    for phase in stalled:
+        if not isinstance(phase, dict):
+            continue
+        holders = [holder for holder in phase.get("lock_holders") or [] if isinstance(holder, dict)]
+        for holder in holders:
+            seen = conn.execute("SELECT host(client_addr), backend_start, state_change FROM pg_stat_activity "
+                                "WHERE pid = %s", [holder.get("pid")]).fetchone()
+            if seen:
+                for key, value in zip(("client_addr", "connected_at", "state_since"), seen, strict=True):
+                    if holder.get(key) is None and value is not None:
+                        holder[key] = str(value)
+        named = "; ".join(describe_holder(holder) for holder in holders)
+        breaches.append(f"phase {phase.get('phase')} has not completed successfully for "
+                        f"{phase.get('silent_seconds')} s, above alerts_config.max_phase_silence "
+                        f"({phase.get('limit_seconds')} s); "
+                        + (f"its lock is held by {named}" if holders else "nobody holds its lock"))
+    return breaches
+
+
+def describe_holder(holder: dict) -> str:
+    return (f"pid {holder.get('pid')} (role {holder.get('role')}, application {holder.get('application_name') or '-'}, "
+            f"from {holder.get('client_addr') or 'a local socket or not visible'}, "
+            f"connected at {holder.get('connected_at') or 'not visible'}, {holder.get('mode')})")
 
 
 def watcher_breaches(conn: psycopg.Connection, report: dict[str, object],

@@ -57,17 +57,18 @@ def test_a_late_outcome_of_an_expired_claim_changes_nothing(conn, late_outcome):
         "sent", "msg-2")
 
 
-def test_a_sent_outcome_after_the_lease_ended_is_kept_while_nobody_claimed_the_row_again(conn):
-    """The message did go out: recording it is true, and keeps the row from being sent twice."""
+def test_a_sent_outcome_after_the_lease_ended_changes_nothing_once_the_row_is_back_in_the_queue(conn):
+    """Only sending -> sent: a row put back after its lease ended is no longer the caller's. Its message
+    may go out again (at least once), but no caller turns a queued row it does not hold into sent."""
     _one_queued_delivery(conn)
     delivery_id, token = _claim(conn)
     _expire_reclaim_and_make_due(conn)
     assert conn.execute("SELECT status FROM user_alert_deliveries").fetchone() == ("queued",)
     assert conn.execute("SELECT mark_deliveries_sent(%s, %s, ARRAY['msg-1'])",
-                        [[delivery_id], [token]]).fetchone() == (1,)
+                        [[delivery_id], [token]]).fetchone() == (0,)
     assert conn.execute("SELECT status, provider_message_id FROM user_alert_deliveries").fetchone() == (
-        "sent", "msg-1")
-    assert conn.execute("SELECT count_due_deliveries()").fetchone() == (0,)
+        "queued", None)
+    assert conn.execute("SELECT count_due_deliveries()").fetchone() == (1,)
 
 
 def test_an_outcome_without_one_token_per_id_is_refused_in_one_line(conn):

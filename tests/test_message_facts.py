@@ -202,12 +202,13 @@ def test_facts_are_read_once_per_event_in_one_statement_per_batch(conn, db_url):
     for n in range(3):
         seed.event(conn, title=f"Event {n}")
     _fan_out(conn)
+    tokens = {int(r[0]) for r in conn.execute("SELECT claim_token FROM claim_deliveries(10)")}
     db = CountingDatabase(db_url)
     loader = FactsLoader()
     try:
-        loader.load(db, {1, 2})
-        loader.load(db, {1, 2, 3})
-        loader.load(db, {1, 2, 3})
+        loader.load(db, {1, 2}, tokens)
+        loader.load(db, {1, 2, 3}, tokens)
+        loader.load(db, {1, 2, 3}, tokens)
     finally:
         db.close()
     assert db.statements.count("facts") == 2  # {1, 2}, then {3} alone; nothing for the third call

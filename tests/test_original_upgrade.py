@@ -219,7 +219,11 @@ def test_checks_an_interrupted_earlier_upgrade_left_behind_are_replaced(original
 def test_prune_deletes_only_the_engines_own_deliveries(original_url):
     with psycopg.connect(original_url, autocommit=True) as conn:
         migrate.deploy(conn)
-        while conn.execute("SELECT alerts_prune(interval '1 hour', 2)").fetchone()[0]:
+        # rows older than an hour made older than alerts_config.min_retention (2 days), the shortest
+        # retention alerts_prune() accepts
+        conn.execute("UPDATE user_alert_deliveries SET created_at = created_at - interval '2 days' "
+                     "WHERE created_at < now() - interval '1 hour'")
+        while conn.execute("SELECT alerts_prune(interval '2 days 1 hour', 2)").fetchone()[0]:
             pass
         left = conn.execute("SELECT id FROM user_alert_deliveries WHERE status IN ('sent', 'skipped') "
                             "ORDER BY id").fetchall()

@@ -154,3 +154,48 @@ END;
 $$;
 COMMENT ON FUNCTION alert_message_facts(bigint[]) IS
     'What the messages of the given alert events say beyond the claim: the driver event''s time, category, summary and source (from optional host columns), a spike''s reading and the one before it, the thresholds. Changes nothing. Example: SELECT * FROM alert_message_facts(ARRAY[1, 2]);';
+
+-- The runner's way in: facts only for the alert events of rows the caller holds a claim on.
+CREATE OR REPLACE FUNCTION alert_message_facts(alert_event_ids bigint[], claim_tokens bigint[])
+RETURNS TABLE (
+    id bigint,
+    alert_type text,
+    occurred_at timestamptz,
+    category text,
+    summary text,
+    source_url text,
+    source_name text,
+    risk_score numeric,
+    calculated_at timestamptz,
+    trend text,
+    previous_score numeric,
+    previous_at timestamptz,
+    spike_window_days integer,
+    spike_min_score numeric,
+    spike_min_rise_pct numeric,
+    high_impact_min_severity integer
+)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+-- Guarantees: changes nothing; returns alert_message_facts(ids) for only those listed alert
+-- events that have a delivery still 'sending' under one of the given claim tokens, or that are
+-- a queued member of a digest still 'sending' under one of them. Claim tokens are random
+-- (claim_deliveries, claim_digests), so holding one is the proof of the claim: a runner login
+-- learns nothing about events it is not sending. Lock: none.
+    SELECT f.*
+      FROM alert_message_facts(ARRAY(
+               SELECT d.alert_event_id::bigint
+                 FROM user_alert_deliveries d
+                WHERE d.alert_event_id = ANY (alert_event_ids)
+                  AND d.status = 'sending' AND d.claim_token = ANY (claim_tokens)
+               UNION
+               SELECT d.alert_event_id::bigint
+                 FROM alert_digests g
+                 JOIN user_alert_deliveries d ON d.digest_id = g.id
+                WHERE g.status = 'sending' AND g.claim_token = ANY (claim_tokens)
+                  AND d.alert_event_id = ANY (alert_event_ids) AND d.status = 'queued')) f
+$$;
+COMMENT ON FUNCTION alert_message_facts(bigint[], bigint[]) IS
+    'alert_message_facts(ids) for the runner: only the events of deliveries or digests the caller holds (sending, under one of the given claim tokens). Example: SELECT * FROM alert_message_facts(ARRAY[1, 2], ARRAY[8123456789012345678]);';

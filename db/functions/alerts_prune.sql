@@ -6,21 +6,29 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
--- Guarantees: deletes at most batch deliveries that are 'sent' or 'skipped' and at most
--- batch finished runs, all created before now() - older_than; never a queued, sending or
+-- Guarantees: refuses a retention shorter than alerts_config.min_retention (the owner's floor,
+-- at least a day: a runner login cannot delete today's sends and so reset a daily quota or a
+-- digest window); deletes at most least(batch, alerts_config.max_prune_batch) deliveries that
+-- are 'sent' or 'skipped' and at most that many finished runs, all created before now() - older_than; never a queued, sending or
 -- failed delivery, never an alert event (their fingerprints keep Phase A idempotent), and
 -- only the engine's own deliveries: kinds 'instant' and 'digest' on its channels (on a
 -- table adopted from a host application, rows of the host's kinds and channels, for
 -- example index digests or alerts shown in a web account, are the host's history).
 -- Lock: row locks of the DELETEs.
 DECLARE
+    cfg alerts_config := (SELECT c FROM alerts_config c);
     deliveries_deleted integer;
     runs_deleted integer;
 BEGIN
-    IF older_than IS NULL OR older_than < interval '1 hour' OR batch IS NULL OR batch < 1 THEN
-        RAISE EXCEPTION 'alerts_prune: older_than must be at least 1 hour and batch positive, got % and %',
-            older_than, batch USING ERRCODE = 'invalid_parameter_value';
+    IF older_than IS NULL OR older_than < cfg.min_retention THEN
+        RAISE EXCEPTION 'alerts_prune: older_than must be at least alerts_config.min_retention (%), got %',
+            cfg.min_retention, coalesce(older_than::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF batch IS NULL OR batch < 1 THEN
+        RAISE EXCEPTION 'alerts_prune: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    batch := least(batch, cfg.max_prune_batch);
     WITH old_deliveries AS (
         SELECT d.id FROM user_alert_deliveries d
          WHERE d.status IN ('sent', 'skipped') AND d.created_at < now() - older_than
@@ -41,4 +49,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION alerts_prune(interval, integer) IS
-    'Deletes up to batch sent/skipped deliveries of the engine''s kinds and channels and finished runs older than older_than; returns how many rows it deleted. Repeat until 0. Example: SELECT alerts_prune(''90 days'', 5000);';
+    'Deletes up to batch (at most alerts_config.max_prune_batch) sent/skipped deliveries of the engine''s kinds and channels and finished runs older than older_than (at least alerts_config.min_retention, else refused); returns how many rows it deleted. Repeat until 0. Example: SELECT alerts_prune(''90 days'', 5000);';

@@ -29,18 +29,28 @@ SET jit = off
 AS $$
 -- Guarantees: each due row (queued, instant, next_retry_at NULL or past) is handed
 -- to exactly one caller, earliest due first; it leaves as 'sending' with attempts + 1
--- and a lease (alerts_config.lease_duration) and a new claim_token in the same statement,
+-- and a lease (alerts_config.lease_duration) and a new random claim_token (64 bits, not
+-- guessable from other claims) in the same statement; at most alerts_config.max_claim_batch rows
+-- a call (a bigger batch is refused, never clamped: the runner reads a short claim as an empty queue),
 -- so a sender that crashes still uses up an attempt and its rows are reclaimed when the
 -- lease ends, and a sender whose lease ended can no longer record over a newer claim.
 -- Lock: row locks only (FOR UPDATE SKIP LOCKED); Phase C's advisory lock is the runner's.
 #variable_conflict use_column
 DECLARE
     lease interval := (SELECT c.lease_duration FROM alerts_config c);
-    token bigint := nextval('alerts_claim_token_seq');
+    -- 64 random bits (the first 48 of one v4 UUID, 16 of another), not a sequence: a caller of
+    -- the outcome functions cannot guess the token of another runner's claim.
+    token bigint := ('x' || left(replace(gen_random_uuid()::text, '-', ''), 12)
+                         || left(replace(gen_random_uuid()::text, '-', ''), 4))::bit(64)::bigint;
+    max_batch integer := coalesce((SELECT c.max_claim_batch FROM alerts_config c), 10000);
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'claim_deliveries: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch > max_batch THEN
+        RAISE EXCEPTION 'claim_deliveries: batch % is above alerts_config.max_claim_batch (%): claim at most % rows a call',
+            batch, max_batch, max_batch USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     RETURN QUERY

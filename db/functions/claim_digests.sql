@@ -21,17 +21,28 @@ SET search_path = pg_catalog, public, pg_temp
 SET jit = off
 AS $$
 -- Guarantees: each due queued digest is handed to exactly one caller, earliest due first,
--- as 'sending' with attempts + 1, a lease and a new claim_token (the fencing token its outcome
--- must name), with its member events (most severe first).
+-- as 'sending' with attempts + 1, a lease and a new random 64-bit claim_token (the fencing token
+-- its outcome must name, not guessable from other claims), with its member events (most severe
+-- first); at most alerts_config.max_claim_batch digests a call (a bigger batch is refused).
 -- Lock: row locks only (FOR UPDATE SKIP LOCKED).
 #variable_conflict use_column
 DECLARE
     lease interval := (SELECT c.lease_duration FROM alerts_config c);
-    token bigint := nextval('alerts_claim_token_seq');
+    -- 64 random bits (the first 48 of one v4 UUID, 16 of another), not a sequence: a caller of
+    -- the outcome functions cannot guess the token of another runner's claim.
+    token bigint := ('x' || left(replace(gen_random_uuid()::text, '-', ''), 12)
+                         || left(replace(gen_random_uuid()::text, '-', ''), 4))::bit(64)::bigint;
+    -- Read through to_jsonb: the digests change comes before least_privilege, which adds the column,
+    -- in the plan, so this works in between too (and after a revert of least_privilege alone).
+    max_batch integer := coalesce((SELECT (to_jsonb(c) ->> 'max_claim_batch')::integer FROM alerts_config c), 10000);
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'claim_digests: batch must be a positive integer, got %', coalesce(batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch > max_batch THEN
+        RAISE EXCEPTION 'claim_digests: batch % is above alerts_config.max_claim_batch (%): claim at most % rows a call',
+            batch, max_batch, max_batch USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
     WITH due_digests AS (

@@ -8,9 +8,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_custom_plan
 AS $$
--- Guarantees: changes only digests still carrying the caller's claim_token. outcome 'sent'
--- (details: provider ids) finishes a digest that is 'sending', or that was put back after its
--- lease expired and not claimed since, and its queued members alike; 'failed' or 'skipped'
+-- Guarantees: changes only digests still 'sending' under the caller's claim_token. outcome 'sent'
+-- (details: provider ids) finishes such a digest and its queued members alike (a digest put back
+-- after its lease expired is not theirs any more, and may go out again); 'failed' or 'skipped'
 -- (details: reasons) finish a 'sending' digest and its members; 'requeue' (details: errors)
 -- and 'release' put it back as alerts_requeue_digests() says. Lock: row locks of the UPDATEs.
 DECLARE
@@ -41,7 +41,7 @@ BEGIN
                next_retry_at = NULL, lease_expires_at = NULL
           FROM outcomes o
          WHERE g.id = o.id AND g.claim_token = o.claim_token
-           AND (g.status = 'sending' OR (outcome = 'sent' AND g.status IN ('queued', 'failed')))
+           AND g.status = 'sending'
         RETURNING g.id, g.status, g.attempts, g.sent_at, g.provider_message_id, g.last_error
     ),
     finished_members AS (

@@ -1,4 +1,4 @@
--- Deploy alerts_v2:claim_deliveries (claims hand out a fencing claim_token; ids as bigint)
+-- Deploy alerts_v2:claim_deliveries (random claim tokens; a batch above alerts_config.max_claim_batch refused)
 -- The result gains a column, which CREATE OR REPLACE cannot do: drop and create, in one transaction.
 BEGIN;
 SET LOCAL lock_timeout = '5s';
@@ -14,4 +14,5 @@ REVOKE ALL ON FUNCTION claim_deliveries(integer), claim_deliveries(integer, text
 GRANT EXECUTE ON FUNCTION claim_deliveries(integer), claim_deliveries(integer, text[]),
     count_due_deliveries(integer, text[]) TO alerts_runner;
 GRANT EXECUTE ON FUNCTION count_due_deliveries(integer, text[]) TO alerts_readonly;
+SELECT alerts_assign_owner();
 COMMIT;

@@ -1,4 +1,4 @@
--- Deploy alerts_v2:record_outcomes (fenced: every outcome names the claim it belongs to)
+-- Deploy alerts_v2:record_outcomes (fenced, and only sending -> the outcome each function names)
 -- The unfenced signatures are dropped, so no path can record without a claim token.
 BEGIN;
 SET LOCAL lock_timeout = '5s';
@@ -30,4 +30,5 @@ GRANT EXECUTE ON FUNCTION
     mark_deliveries_skipped(bigint[], bigint[], text[]), requeue_deliveries(bigint[], bigint[], text[]),
     release_deliveries(bigint[], bigint[])
 TO alerts_runner;
+SELECT alerts_assign_owner();
 COMMIT;

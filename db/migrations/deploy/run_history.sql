@@ -1,4 +1,4 @@
--- Deploy alerts_v2:run_history
+-- Deploy alerts_v2:run_history (alerts_prune(): retention floor and batch cap from alerts_config)
 -- One row per phase run, its counts or its error; alerts_status() and retention.
 BEGIN;
 SET LOCAL lock_timeout = '5s';
@@ -20,4 +20,5 @@ CREATE INDEX IF NOT EXISTS alerts_runs_phase_started_idx ON alerts_runs (phase, 
 \ir ../../functions/run_history.sql
 \ir ../../functions/alerts_status.sql
 \ir ../../functions/alerts_prune.sql
+SELECT alerts_assign_owner();
 COMMIT;
