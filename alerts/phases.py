@@ -12,6 +12,7 @@ from psycopg import sql
 from alerts.db import connect, one_line
 from alerts.delivery import Database, RunGuard, count_due, deliver
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
+from alerts.send_slots import DatabaseSlots
 from alerts.senders.base import Sender
 from alerts.shutdown import STOP
 
@@ -96,17 +97,23 @@ def lock_socket_readable(lock_conn: psycopg.Connection) -> Callable[[], bool]:
 def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dict[str, object]:
     """Claim and send batch after batch until nothing is due, max_send rows were claimed, the run
     is asked to stop, or it lost its lock. Reclaiming digests is kept apart from deliveries: a
-    failure there is reported and never stops the deliveries."""
+    failure there is reported and never stops the deliveries. Paced channels take their start
+    times from send slots shared with every other sender process (alerts.send_slots), on a
+    connection of their own opened only when such a channel sends."""
     with phase_c_lock(url) as lock_conn:
         if lock_conn is None:
             return skip_object("c")
         db = Database(url)
+        slots = DatabaseSlots(url)
+        sender.share_send_slots(slots)
         try:
             reclaimed = {"deliveries": db.value("SELECT reclaim_expired_deliveries()"),
                          "digests": _reclaim_digests(db)}
             guard = RunGuard(lock_alive(lock_conn), STOP, lock_socket_readable(lock_conn))
             counts = deliver(db, sender, batch_size, max_send, guard=guard)
         finally:
+            sender.share_send_slots(None)
+            slots.close()
             db.close()
     return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed, **counts.__dict__}
 
