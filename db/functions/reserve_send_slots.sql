@@ -14,7 +14,7 @@
 -- no slot (reserved = false) and uses up none: the caller asks again after wait_seconds (for a
 -- destination: the end of its interval less how far ahead the channel is booked now, so the
 -- slot it then gets falls about when the interval ends).
--- wait_seconds counts from the server's clock_timestamp() when the slot was reserved, so the
+-- wait_seconds counts from the server's clock_timestamp() just before the answer leaves, so the
 -- caller waits that long from when the answer arrived, whatever its own clock says.
 CREATE OR REPLACE FUNCTION alerts_reserve_send_slots(
     channel text,
@@ -43,7 +43,8 @@ AS $$
 -- changes nothing. Destination entries whose interval is over are deleted by every call that
 -- keeps destinations for the channel.
 -- Lock: FOR UPDATE on the channel's alerts_send_pacing row, held to the end of the caller's
--- transaction: call it in a transaction of its own (autocommit), as the runner does.
+-- transaction, which commits with synchronous_commit off: call it in a transaction of its own
+-- (autocommit), as the runner does.
 DECLARE
     margin constant double precision := 0.04;  -- the runner's SPACING_MARGIN (alerts/senders/pacing.py)
     booking_horizon constant interval := interval '5 seconds';
@@ -59,6 +60,8 @@ DECLARE
     dest_hash bytea;
     found_at integer;
     any_reserved boolean := false;
+    out_at timestamptz[] := '{}';
+    out_reserved boolean[] := '{}';
 BEGIN
     IF send_channel IS NULL OR btrim(send_channel) = '' OR length(send_channel) > 100 THEN
         RAISE EXCEPTION 'alerts_reserve_send_slots: channel must be a name of 1 to 100 characters'
@@ -79,6 +82,9 @@ BEGIN
     IF cardinality($2) = 0 THEN
         RETURN;
     END IF;
+    -- The answer is what the caller waits for: its commit does not wait for a WAL flush (a crash
+    -- forgets the last reservations, which only frees slots of runners the crash stopped anyway).
+    PERFORM set_config('synchronous_commit', 'off', true);
     spacing := CASE WHEN $3 IS NULL THEN interval '0' ELSE make_interval(secs => (1 + margin) / $3) END;
     gap := make_interval(secs => coalesce($4, 0) * (1 + margin));
 
@@ -102,7 +108,6 @@ BEGIN
     END IF;
 
     FOR i IN 1 .. cardinality($2) LOOP
-        slot := i;
         found_at := NULL;
         IF gap > interval '0' THEN
             dest_hash := sha256(convert_to($2[i], 'UTF8'));
@@ -133,8 +138,8 @@ BEGIN
                 END IF;
             END IF;
         END IF;
-        wait_seconds := greatest(extract(epoch FROM slot_at - now_at), 0)::double precision;
-        RETURN NEXT;
+        out_at := out_at || slot_at;
+        out_reserved := out_reserved || reserved;
     END LOOP;
 
     IF any_reserved THEN
@@ -146,6 +151,12 @@ BEGIN
             ON CONFLICT ON CONSTRAINT alerts_send_pacing_destinations_pkey
             DO UPDATE SET next_slot_at = excluded.next_slot_at;
     END IF;
+    -- Waits count from now, the last moment before the answer leaves, so that the caller, counting
+    -- them from when the answer arrives, is late by the way back only.
+    now_at := clock_timestamp();
+    RETURN QUERY
+        SELECT k.n::integer, greatest(extract(epoch FROM k.at - now_at), 0)::double precision, k.at, k.ok
+          FROM unnest(out_at, out_reserved) WITH ORDINALITY AS k(at, ok, n);
 END;
 $$;
 COMMENT ON FUNCTION alerts_reserve_send_slots(text, text[], double precision, double precision) IS
