@@ -10,8 +10,9 @@ thread talks to PostgreSQL.
 The loop thread claims for each lane whose claimed rows run low, sized from the channel's rate
 and the lease so a claim is sent well within it (claim_size()); it gathers the results, and
 records them every record_interval seconds and when the lanes are done. A thread reserves its
-message's start time with the sender (turn(): the channel's steady rate, one chat's own pace),
-waits for it, and hands the message over only while the run is not stopping. So:
+message's start time with the sender (turn(): the channel's steady rate, one chat's own pace,
+from send slots shared by every sender process when the run shares them), waits for it, and
+hands the message over only while the run is not stopping. So:
 
 - each claimed row ends with exactly one recorded outcome (fenced by its claim token), or is
   released when it was never handed to a provider (held channel, stop signal, sending paused,
@@ -47,7 +48,7 @@ from alerts.delivery import (
 )
 from alerts.destinations import destination_problem
 from alerts.senders.base import Sender, SendResult
-from alerts.senders.channels import ChannelUnavailable
+from alerts.senders.channels import ChannelUnavailable, TurnNotYet
 
 log = logging.getLogger("alerts")
 
@@ -122,12 +123,25 @@ class Handover:
             return row_id in self._handed
 
 
+def take_turn(job: Job, sender: Sender, handover: Handover) -> float | None:
+    """The moment the message may start, reserved; None when the run stops while its destination is
+    still within its interval (TurnNotYet: waited out here, then asked again)."""
+    while True:
+        try:
+            return sender.turn(job.channel, str(job.row["destination"]))
+        except TurnNotYet as later:
+            if handover.stopping.wait(max(later.at - time.monotonic(), 0.0)):
+                return None
+
+
 def send_one(job: Job, sender: Sender, queue_def: Queue, handover: Handover) -> SendResult | None:
     """Wait for the channel's turn, then send; None when the message was never handed to the provider."""
     if handover.stopping.is_set():
         return None
     try:
-        start = sender.turn(job.channel, str(job.row["destination"]))
+        start = take_turn(job, sender, handover)
+        if start is None:
+            return None
         message = queue_def.render(job.row)
     except ChannelUnavailable:
         return None
@@ -173,10 +187,12 @@ def start_lanes(sender: Sender, queue_def: Queue, handover: Handover) -> list[La
 
 def claim_size(sender: Sender, lane: Lane, batch_size: int, lease_seconds: float, now: float) -> int:
     """As many rows as the channel sends in LEASE_SHARE of the lease at its rate (configured, or measured
-    so far in this run), at most batch_size; unknown rate: batch_size."""
-    rate = sender.per_second(lane.channel) or lane.measured_rate(now)
-    if rate is None:
+    so far in this run, whichever is lower: with send slots shared by other processes this run gets
+    only its share of the configured rate), at most batch_size; unknown rate: batch_size."""
+    rates = [rate for rate in (sender.per_second(lane.channel), lane.measured_rate(now)) if rate]
+    if not rates:
         return batch_size
+    rate = min(rates)
     return max(1, min(batch_size, int(rate * lease_seconds * LEASE_SHARE)))
 
 

@@ -29,6 +29,7 @@ REQUIRED_FUNCTIONS = (
     "record_digest_outcomes(text,bigint[],bigint[],text[])",
     "reclaim_expired_digests()",
     "alerts_lease_seconds()",
+    "alerts_reserve_send_slots(text,text[],double precision,double precision)",
 )
 
 

@@ -12,6 +12,7 @@ from alerts.delivery import Database, RunGuard, count_due, deliver
 from alerts.failures import retry_transient
 from alerts.fanout import fan_out
 from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
+from alerts.send_slots import DatabaseSlots
 from alerts.senders.base import Sender
 from alerts.shutdown import STOP
 
@@ -81,14 +82,20 @@ def run_phase_c(url: str, sender: Sender, batch_size: int, max_send: int) -> dic
     holder (a DBA's pause switch, `SELECT pg_advisory_lock(alerts_lock_key('alerts_v2_phase_c'))`)
     makes new runs skip and running ones stop claiming: they record what they sent, release the
     rest and end ("paused": true). Reclaiming digests is kept apart from deliveries: a failure
-    there is reported and never stops the deliveries."""
+    there is reported and never stops the deliveries. Paced channels take their start times from
+    send slots shared with every other sender process (alerts.send_slots), on a connection of
+    their own opened only when such a channel sends."""
     db = Database(url)
+    slots = DatabaseSlots(url)
     try:
         if not sending_open(db)():
             return skip_object("c")
+        sender.share_send_slots(slots)
         reclaimed = {"deliveries": _reclaim_deliveries(db), "digests": _reclaim_digests(db)}
         counts = deliver(db, sender, batch_size, max_send, guard=RunGuard(sending_open(db), STOP))
     finally:
+        sender.share_send_slots(None)
+        slots.close()
         db.close()
     return {"phase": "c", "locked": True, "skipped": False, "reclaimed": reclaimed, **counts.__dict__}
 

@@ -6,6 +6,7 @@ from enum import Enum
 from typing import Protocol
 
 from alerts.render import OutgoingMessage
+from alerts.senders.pacing import SlotSource
 
 
 class Outcome(Enum):
@@ -50,7 +51,10 @@ class Sender(Protocol):
     per_second(channel)    the channel's steady rate now (after any slow-down), None when unpaced;
                            Phase C sizes its claims from it so a claim is sent well within its lease
     turn(channel, destination)  reserve the next moment a message to destination may go (a
-                           time.monotonic() value); raises ChannelUnavailable when the channel is held
+                           time.monotonic() value); raises ChannelUnavailable when the channel is held,
+                           TurnNotYet (alerts.senders.channels) to be asked again later
+    share_send_slots(slots)  take paced channels' start times from send slots shared by every sender
+                           process (alerts.send_slots), None: pace alone; Phase C sets it for its run
     send(message)          hand one message to the provider; may buffer
     flush()                make what was sent durable; raises if it could not, before anything is
                            recorded as sent
@@ -73,6 +77,8 @@ class Sender(Protocol):
     def per_second(self, channel: str | None) -> float | None: ...
 
     def turn(self, channel: str, destination: str) -> float: ...
+
+    def share_send_slots(self, slots: SlotSource | None) -> None: ...
 
     def send(self, message: OutgoingMessage) -> SendResult: ...
 
@@ -107,6 +113,9 @@ class LocalSender:
 
     def turn(self, channel: str, destination: str) -> float:
         return 0.0
+
+    def share_send_slots(self, slots: SlotSource | None) -> None:
+        pass  # one message at a time, unpaced: nothing to share
 
     def flush(self) -> None:
         pass

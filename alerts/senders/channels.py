@@ -7,7 +7,12 @@
 
 ChannelRouter.send() dispatches on message.channel and may be called from many threads at
 once. Each channel has its limits (alerts.senders.limits) and a Pacer that hands out start
-times (turn()). When a provider asks us to wait (Telegram's retry_after, a 429's Retry-After)
+times (turn()). Once Phase C shares send slots with the router (share_send_slots(), for the
+run), a channel with a rate or a per-destination interval takes its start times from the
+slots reserved in the database, so the limits hold across every sender process and host; a
+message whose destination is still within its interval gets TurnNotYet, to ask again later.
+A 429's slow-down and hold, and the per-minute limits, stay per process.
+When a provider asks us to wait (Telegram's retry_after, a 429's Retry-After)
 or could not be reached, the router holds that channel for that long, so a flood-controlled
 bot is not pushed further and an unreachable server does not cost one timeout per message;
 a 429 also halves the channel's rate for the rest of the run.
@@ -28,7 +33,8 @@ from alerts.senders import brevo_email, smtp_email, telegram, twilio_sms
 from alerts.senders.base import Outcome, Sender, SendResult
 from alerts.senders.http_common import DEFAULT_POOL
 from alerts.senders.limits import CHANNEL_NAMES, DEFAULT_LIMITS, ChannelLimits, limits_from_env
-from alerts.senders.pacing import Pacer
+from alerts.senders.pacing import Pacer, SlotSource, SlotsUnavailable
+from alerts.senders.provider import UNREACHABLE_COOLDOWN
 
 log = logging.getLogger("alerts.senders.channels")
 
@@ -64,6 +70,17 @@ class ChannelHeld(ChannelUnavailable):
         super().__init__(channel, f"{channel} held: {sender_name} asked us to wait, {retry_after:.0f}s left")
 
 
+class TurnNotYet(Exception):
+    """No send slot yet for this message (its destination is still within its interval, or the
+    channel's shared slots are booked as far ahead as they may be): ask turn() again at `at` (a
+    time.monotonic() value). Nothing was reserved."""
+
+    def __init__(self, channel: str, at: float) -> None:
+        self.channel = channel
+        self.at = at
+        super().__init__(f"{channel}: ask again in {max(at - time.monotonic(), 0.0):.2f}s")
+
+
 class ChannelRouter:
     """A Sender that hands each message to the provider of its channel, within the channel's limits."""
 
@@ -77,6 +94,7 @@ class ChannelRouter:
                         for channel in self._senders}
         self._pacers = {channel: Pacer(self._limits[channel], clock) for channel in self._senders}
         self._held_until: dict[str, float] = {}
+        self._slots: SlotSource | None = None
         self._lock = threading.Lock()
         # channels their provider held (asked us to wait, or could not be reached), with its answer
         self.provider_holds: dict[str, str] = {}
@@ -127,18 +145,43 @@ class ChannelRouter:
             raise ChannelHeld(channel, sender.name, held)
         return sender
 
+    def share_send_slots(self, slots: SlotSource | None) -> None:
+        """From now on take the paced channels' start times from slots shared by every sender process
+        (None: this process paces alone again)."""
+        self._slots = slots
+
     def turn(self, channel: str, destination: str) -> float:
         """Reserve the moment a message to destination may start; ChannelUnavailable when it may not
-        (held by its provider, or the per-minute limit is used up)."""
+        (held by its provider, the per-minute limit used up, no shared slot to be had), TurnNotYet
+        when it is too early to reserve one (its destination is still within its interval)."""
         sender = self._provider(channel)
-        start = self._pacers[channel].reserve(destination)
+        pacer = self._pacers[channel]
+        if self._slots is None or not pacer.paced:
+            start = pacer.reserve(destination)
+            if start is None:
+                raise ChannelHeld(channel, sender.name, pacer.minute_wait())
+            return start
+        if pacer.minute_wait() > 0:  # before a slot is reserved that would go unused
+            raise ChannelHeld(channel, sender.name, pacer.minute_wait())
+        try:
+            slot = self._slots.reserve(channel, destination, pacer.per_second, pacer.destination_interval)
+        except SlotsUnavailable as error:
+            self.hold(channel, UNREACHABLE_COOLDOWN)
+            with self._lock:
+                self.provider_holds[channel] = str(error)
+            raise ChannelUnavailable(channel, str(error)) from None
+        if not slot.reserved:
+            raise TurnNotYet(channel, slot.at)
+        start = pacer.reserve(None)  # the per-minute limit, per process
         if start is None:
-            raise ChannelHeld(channel, sender.name, self._pacers[channel].minute_wait())
-        return start
+            raise ChannelHeld(channel, sender.name, pacer.minute_wait())
+        return max(start, slot.at)
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send now (call turn() first to keep the pace); ChannelUnavailable when the channel has
-        no provider or is held, for instance because another message of it was just throttled."""
+        no provider or is held, for instance because another message of it was just throttled.
+        The channel's gate is passed here, also on top of a shared slot: a slot reached late
+        never lets this process's next message go out right behind it."""
         self._provider(message.channel)
         self._pacers[message.channel].pass_gate()
         sender = self._provider(message.channel)  # held while this message waited for its turn?

@@ -9,17 +9,48 @@ the previous message actually left: a thread that wakes late delays the ones aft
 of letting them bunch, so what the provider receives stays under the rate over any one-second
 window. slow_down() halves the rate for the rest of the run, when a provider answered "too many
 requests".
+
+Across processes the rate and the destinations' intervals are kept by send slots reserved in
+the database (a SlotSource: alerts.send_slots); the router then asks reserve() only for the
+per-minute limit (reserve(None)), which stays per process, and keeps pass_gate() on top of the
+slots, so a slot reached late still never lets the next message of this process go early.
 """
 
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from alerts.senders.limits import ChannelLimits
 
 SPACING_MARGIN = 0.04  # starts 4 % further apart than 1/rate: the rate is met within 4 %, never exceeded
 MIN_RATE = 1 / 60  # slowing down never goes below one message a minute
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A send slot: at, a time.monotonic() value; reserved False: none was reserved (the destination
+    is still within its interval, or the channel is booked far ahead), ask again at that time."""
+
+    at: float
+    reserved: bool
+
+
+class SlotsUnavailable(Exception):
+    """The shared send slots could not be reserved (the database did not answer)."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        super().__init__(f"could not reserve {channel} send slots in the database: {reason}")
+
+
+class SlotSource(Protocol):
+    """Send slots shared by every sender process (alerts.send_slots.DatabaseSlots)."""
+
+    def reserve(self, channel: str, destination: str, per_second: float | None,
+                per_destination_interval: float) -> Slot: ...
 
 
 class Pacer:
@@ -41,13 +72,26 @@ class Pacer:
     def per_second(self) -> float | None:
         return self._rate
 
-    def reserve(self, destination: str) -> float | None:
+    @property
+    def destination_interval(self) -> float:
+        return self._destination_interval
+
+    @property
+    def paced(self) -> bool:
+        """Whether the channel has a rate (configured, or since a slow-down) or a per-destination interval."""
+        return bool(self._rate or self._destination_interval)
+
+    def reserve(self, destination: str | None) -> float | None:
         """The monotonic time this message may start at, reserved; None when the per-minute limit
-        is used up (for minute_wait() seconds)."""
+        is used up (for minute_wait() seconds). destination None: the destination's interval is
+        kept elsewhere (shared send slots), only the per-minute limit counts here."""
         with self._lock:
             now = self._clock()
             if not self._minute_has_room(now):
                 return None
+            if destination is None:
+                self._note_start(now)
+                return now
             start = max(now, self._next_by_destination.get(destination, 0.0))
             if self._destination_interval:
                 self._next_by_destination[destination] = start + self._destination_interval * (1 + SPACING_MARGIN)
