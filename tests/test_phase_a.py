@@ -1,5 +1,6 @@
 """Phase A: idempotent alert events, one per fingerprint, under repeated and overlapping runs."""
 
+import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -7,6 +8,7 @@ import psycopg
 import pytest
 
 from tests import seed
+from tests.conftest import run_runner
 
 
 def _seed_sources(conn: psycopg.Connection) -> None:
@@ -117,3 +119,21 @@ def test_a_spike_seen_earlier_today_does_not_stop_a_large_run(conn, db_url):
     counts = _phase_a(db_url)
     assert counts["created"] == 1200 and counts["skipped_existing"] == 1 and counts["candidates"] == 1201
     assert counts["created_by_type"] == {"HIGH_IMPACT_EVENT": 1200}
+
+
+def test_a_large_backlog_of_new_events_is_turned_into_alerts_a_bounded_batch_a_call(conn, db_url):
+    """At most alerts_config.source_batch new high-impact events a call, the oldest first, with
+    "more": true while some wait; the runner calls it until none does."""
+    conn.execute("UPDATE alerts_config SET source_batch = 3")
+    for n in range(7):
+        seed.event(conn, title=f"Incident {n}", severity=5)
+    first = conn.execute("SELECT alerts_phase_a()").fetchone()[0]
+    assert first["created"] == 3 and first["more"] is True, first
+    oldest = conn.execute("SELECT array_agg(driver_event_ids[1] ORDER BY driver_event_ids[1]) "
+                          "FROM alert_events").fetchone()[0]
+    assert oldest == [r[0] for r in conn.execute("SELECT id FROM events ORDER BY id LIMIT 3")]
+    result = run_runner(db_url, "--phase", "a")
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert counts["created"] == 4 and counts["more"] is False, counts
+    assert conn.execute("SELECT count(*) FROM alert_events").fetchone() == (7,)

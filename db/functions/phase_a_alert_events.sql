@@ -41,7 +41,8 @@ DECLARE
     counts jsonb;
     invalid_event_rows bigint;     -- events of the lookback that break the data rules
     alerted_event_rows bigint;     -- high-impact events of the lookback whose alert exists already
-    new_event_ids bigint[];        -- high-impact events of the lookback without one
+    new_event_ids bigint[];        -- high-impact events of the lookback without one, this call's share
+    new_event_rows bigint;         -- all of them: more than alerts_config.source_batch leaves some for the next call
 BEGIN
     IF NOT pg_try_advisory_xact_lock(alerts_lock_key('alerts_v2_phase_a')) THEN
         RETURN alerts_lock_skipped('a');
@@ -53,8 +54,10 @@ BEGIN
     -- alert_events inside the INSERT statement would read the rows that statement inserts.
     SELECT count(*) FILTER (WHERE NOT ev.valid),
            count(alerted.id),
-           coalesce(array_agg(ev.id) FILTER (WHERE ev.high_impact AND alerted.id IS NULL), '{}')
-      INTO invalid_event_rows, alerted_event_rows, new_event_ids
+           coalesce((array_agg(ev.id ORDER BY ev.id) FILTER (WHERE ev.high_impact AND alerted.id IS NULL))
+                    [1:cfg.source_batch], '{}'),
+           count(*) FILTER (WHERE ev.high_impact AND alerted.id IS NULL)
+      INTO invalid_event_rows, alerted_event_rows, new_event_ids, new_event_rows
       FROM (SELECT checked.id, checked.valid,
                    checked.valid AND checked.severity_score >= cfg.high_impact_min_severity AS high_impact
               FROM (SELECT e.id, e.severity_score,  -- compared as it is stored: a cast costs a third of the scan
@@ -212,11 +215,12 @@ BEGIN
                'created', cbt.total,
                'created_by_type', cbt.by_type,
                'skipped_existing', (SELECT count(*) FROM candidate_alerts) + alerted_event_rows - cbt.total,
-               'invalid_source_rows', invalid_event_rows + (SELECT n FROM invalid_risk_rows))
+               'invalid_source_rows', invalid_event_rows + (SELECT n FROM invalid_risk_rows),
+               'more', new_event_rows > cfg.source_batch)
       INTO counts
       FROM created_by_type cbt;
     RETURN counts;
 END;
 $$;
 COMMENT ON FUNCTION alerts_phase_a() IS
-    'Phase A: creates global alert events from events, risk_indices and asset_risk, one per fingerprint. Returns jsonb counts, or the skip object when another session runs Phase A. Example: SELECT alerts_phase_a();';
+    'Phase A: creates global alert events from events, risk_indices and asset_risk, one per fingerprint, at most alerts_config.source_batch high-impact events a call (the oldest first; "more": true when some wait). Returns jsonb counts, or the skip object when another session runs Phase A. Example: SELECT alerts_phase_a();';

@@ -11,5 +11,7 @@ ALTER TABLE alerts_config
     DROP COLUMN IF EXISTS fanout_chunk_rows,
     DROP CONSTRAINT IF EXISTS alerts_config_digest_batch_positive,
     DROP COLUMN IF EXISTS reclaim_batch,
-    DROP COLUMN IF EXISTS digest_batch;
+    DROP COLUMN IF EXISTS digest_batch,
+    DROP CONSTRAINT IF EXISTS alerts_config_source_batch_positive,
+    DROP COLUMN IF EXISTS source_batch;
 COMMIT;
