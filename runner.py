@@ -37,7 +37,7 @@ from alerts.errors import (
     ChannelUnavailableError,
     UsageError,
 )
-from alerts.failures import failure_from_text
+from alerts.failures import failure_from_text, halved_after_timeout
 from alerts.history import recorded, run_error
 from alerts.message_settings import current_settings
 from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
@@ -52,6 +52,7 @@ PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "d": ["d"], "all": ["a", "b",
 DEFAULT_MAX_SEND = 1000
 WATCH_MAX_SEND = 10_000  # per Phase C call of a watcher, which calls again at once while more are due
 DEFAULT_RETENTION_DAYS = 90
+PRUNE_BATCH = 5000  # rows a prune statement deletes; halved for the run when a statement_timeout cancels one
 
 
 class Parser(argparse.ArgumentParser):
@@ -221,8 +222,13 @@ def prune(conn: psycopg.Connection, retention_days: int, dry_run: bool) -> dict[
     if dry_run:
         return {"prune": "dry_run", "retention_days": retention_days}
     deleted = batches = 0
+    batch = PRUNE_BATCH
     while True:
-        row = conn.execute("SELECT alerts_prune(make_interval(days => %s), 5000)", [retention_days]).fetchone()
+        try:
+            row = conn.execute("SELECT alerts_prune(make_interval(days => %s), %s)", [retention_days, batch]).fetchone()
+        except psycopg.errors.QueryCanceled as error:
+            batch = halved_after_timeout(error, batch, "prune")
+            continue
         batches += 1
         if not row or row[0] == 0:
             return {"prune": "ok", "retention_days": retention_days, "deleted": deleted, "batches": batches}

@@ -154,3 +154,15 @@ def retry_transient(conn: psycopg.Connection, what: str, call: Callable[[], T]) 
                         attempt, attempts, pause)
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def halved_after_timeout(error: psycopg.Error, current: int, what: str) -> int:
+    """The batch to try again with after a statement the database's statement_timeout canceled:
+    half of current; anything else (a cancel by hand, a batch of one that still timed out) is
+    raised again. A canceled statement changed nothing, so trying again is safe."""
+    if classify(error) is not STATEMENT_TIMEOUT or current <= 1:
+        raise error
+    smaller = max(current // 2, 1)
+    log.warning("%s: a batch of %s was canceled by the statement_timeout (%s); going on with %s a batch",
+                what, current, one_line(error), smaller)
+    return smaller

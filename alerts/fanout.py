@@ -8,8 +8,7 @@ import logging
 import psycopg
 
 from alerts.counts import merge_counts
-from alerts.db import one_line
-from alerts.failures import retry_transient
+from alerts.failures import halved_after_timeout, retry_transient
 
 log = logging.getLogger("alerts")
 
@@ -24,13 +23,9 @@ class FanoutBudget:
         self.rows: int | None = None  # None: the configured budget, which the server applies
 
     def shrink(self, conn: psycopg.Connection, error: psycopg.errors.QueryCanceled) -> None:
-        """Halve the budget, or re-raise when a single pair already timed out."""
+        """Halve the budget, or re-raise when it was no statement timeout or a single pair timed out."""
         current = self.rows if self.rows is not None else _configured_rows(conn)
-        if current <= 1:
-            raise error
-        self.rows = max(current // 2, 1)
-        log.warning("phase b: a step over %s event-user pairs was cancelled (%s); going on with %s a step",
-                    current, one_line(error), self.rows)
+        self.rows = halved_after_timeout(error, current, "phase b (event-user pairs)")
 
 
 def _configured_rows(conn: psycopg.Connection) -> int:
@@ -46,8 +41,6 @@ def fan_out_step(conn: psycopg.Connection, budget: FanoutBudget, max_events: int
             row = retry_transient(conn, "phase b",
                                   lambda: conn.execute(STEP_SQL, [max_events, budget.rows]).fetchone())
         except psycopg.errors.QueryCanceled as error:
-            if error.sqlstate != "57014" or "statement timeout" not in str(error):
-                raise  # a cancel by hand or a DBA is not a budget problem
             if not conn.autocommit:
                 raise  # inside a caller's transaction (a dry run) the step cannot be tried again
             budget.shrink(conn, error)

@@ -138,7 +138,7 @@ def statement_timeout_case(ctx: Context, events: int, users: int) -> list[Result
                    failed_runs=failed, statuses=statuses),
         ctx.result("statement_timeout", f"--prune of {expected} aged rows, {TIMEOUT}", expected - left,
                    prune_seconds, "every aged row removed; exit 0", left == 0 and pruned.exit_code == 0,
-                   prune_exit=pruned.exit_code, prune_stdout=pruned.stdout[-500:]),
+                   prune_exit=pruned.exit_code, prune_stdout=pruned.stdout[-500:], prune_stderr=pruned.stderr[-500:]),
     ]
 
 
