@@ -15,18 +15,19 @@ log = logging.getLogger("alerts")
 
 def recorded(url: str, conn: psycopg.Connection, phase: str,
              run: Callable[[], dict[str, object]]) -> dict[str, object]:
-    """Run one phase between alerts_run_started() and alerts_run_finished()."""
-    row = conn.execute("SELECT alerts_run_started(%s)", [phase]).fetchone()
-    run_id = int(row[0]) if row else 0
+    """Run one phase between alerts_run_open() and alerts_run_close(), which only the secret the
+    first returned can close."""
+    row = conn.execute("SELECT run_id, secret FROM alerts_run_open(%s)", [phase]).fetchone()
+    run_id, secret = (int(row[0]), str(row[1])) if row else (0, "")
     try:
         counts = run()
     except BaseException as error:
-        _close_failed(url, run_id, history_text(error))
+        _close_failed(url, run_id, secret, history_text(error))
         raise
     error = run_error(counts)
     outcome = "skipped" if counts.get("skipped") is True else "failed" if error else "ok"
-    finish = "SELECT alerts_run_finished(%s, %s, %s::jsonb, %s)"
-    params = [run_id, outcome, json.dumps(counts), error]
+    finish = "SELECT alerts_run_close(%s, %s, %s, %s::jsonb, %s)"
+    params = [run_id, secret, outcome, json.dumps(counts), error]
     try:
         conn.execute(finish, params)
     except psycopg.OperationalError:  # the run's connection went away meanwhile (a server restart)
@@ -49,10 +50,10 @@ def run_error(counts: dict[str, object]) -> str | None:
     return None
 
 
-def _close_failed(url: str, run_id: int, error: str) -> None:
+def _close_failed(url: str, run_id: int, secret: str, error: str) -> None:
     """On a fresh connection: the run's own may be the thing that broke."""
     try:
         with connect(url) as conn:
-            conn.execute("SELECT alerts_run_finished(%s, 'failed', NULL, %s)", [run_id, error])
+            conn.execute("SELECT alerts_run_close(%s, %s, 'failed', NULL, %s)", [run_id, secret, error])
     except Exception as close_error:  # the database is gone; the row stays 'running' as evidence
         log.warning("could not record the failure of run %s: %s", run_id, one_line(close_error))

@@ -84,6 +84,7 @@ class Watcher:
     passes: int = 0
     beaten_at: float = 0.0
     busy_passes: int = 0  # passes in a row that found a phase's lock held
+    secret: str = ""  # what alerts_watcher_register() returned: its heartbeats must show it
     fanout_budget: FanoutBudget = field(default_factory=FanoutBudget)  # halved for good on a statement timeout
     db_outage: Outage = field(init=False)
     pass_failures: Outage = field(init=False)
@@ -236,9 +237,9 @@ class Watcher:
         """The first connection: a failure here is a configuration error and ends the command."""
         self.conn = connect(self.settings.url)
         check_schema(self.conn)
-        row = self.conn.execute("SELECT to_regprocedure('alerts_watcher_started(text,text,integer)')").fetchone()
+        row = self.conn.execute("SELECT to_regprocedure('alerts_watcher_register(text,text,integer)')").fetchone()
         if row is None or row[0] is None:
-            raise AlertsError("watch mode is not deployed (alerts_watcher_started() is missing): run "
+            raise AlertsError("watch mode is not deployed (alerts_watcher_register() is missing): run "
                               "`python runner.py --migrate` or `sqitch deploy` first")
         self._register()
 
@@ -259,8 +260,9 @@ class Watcher:
 
     def _register(self) -> None:
         assert self.conn is not None
-        self.conn.execute("SELECT alerts_watcher_started(%s, %s, %s)",
-                          [self.settings.name, socket.gethostname(), os.getpid()])
+        row = self.conn.execute("SELECT alerts_watcher_register(%s, %s, %s)",
+                                [self.settings.name, socket.gethostname(), os.getpid()]).fetchone()
+        self.secret = str(row[0]) if row else ""
         self.beaten_at = time.monotonic()
         if self.listener is not None:  # our own Phase B's notifications need no pass: C follows it
             self.listener.ignore_pids = {self.conn.info.backend_pid}
@@ -275,8 +277,8 @@ class Watcher:
         if self.conn is None:
             return
         try:
-            self.conn.execute("SELECT alerts_watcher_beat(%s, %s::jsonb, %s)",
-                              [self.settings.name, None if counts is None else Json(counts), error])
+            self.conn.execute("SELECT alerts_watcher_heartbeat(%s, %s, %s::jsonb, %s)",
+                              [self.settings.name, self.secret, None if counts is None else Json(counts), error])
         except psycopg.OperationalError as beat_error:
             self._lost(beat_error)
             return
@@ -288,7 +290,7 @@ class Watcher:
     def close(self) -> None:
         if self.conn is not None:
             try:
-                self.conn.execute("SELECT alerts_watcher_stopped(%s)", [self.settings.name])
+                self.conn.execute("SELECT alerts_watcher_stop(%s, %s)", [self.settings.name, self.secret])
             except psycopg.Error as error:
                 log.warning("could not mark watcher %s stopped: %s", self.settings.name, one_line(error))
             self.conn.close()

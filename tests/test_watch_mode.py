@@ -176,7 +176,7 @@ def test_bad_watch_settings_fail_with_one_line_and_exit_2(db_url):
 
 
 def test_watch_refuses_a_database_without_its_migration(conn, db_url, tmp_path):
-    conn.execute("DROP FUNCTION alerts_watcher_started(text, text, integer)")
+    conn.execute("DROP FUNCTION alerts_watcher_register(text, text, integer)")
     result = run_runner(db_url, "--watch", env={"ALERTS_SENDER": f"file:{tmp_path / 'o.jsonl'}"}, timeout=30)
     assert result.returncode == 1
     assert "watch mode is not deployed" in result.stderr and "--migrate" in result.stderr
