@@ -5,7 +5,7 @@
     python runner.py --migrate [--dry-run]
     python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
-    python runner.py --watch         # long-running: run the phases as soon as rows arrive (README, Watch mode)
+    python runner.py --watch         # long-running: run the phases as soon as rows arrive (docs/watch-mode.md)
 
 Prints one JSON object per phase on stdout; logs go to stderr.
 Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration, 3 stopped by
