@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from alerts.db import connect, one_line
+from alerts.db import one_line
+from alerts.delivery import Database
 from alerts.errors import AlertsError
 from alerts.senders.pacing import Slot, SlotsUnavailable
 
@@ -54,7 +55,7 @@ class DatabaseSlots:
     def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
         self._url = url
         self._clock = clock
-        self._conn: psycopg.Connection | None = None
+        self._db: Database | None = None
         self._waiting: list[_Request] = []
         self._waiting_lock = threading.Lock()
         self._trip = threading.Lock()  # held by the thread making the round trip
@@ -81,9 +82,9 @@ class DatabaseSlots:
         """Close the connection; a reservation asked for afterwards fails (SlotsUnavailable)."""
         with self._trip:
             self._closed = True
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def _serve(self, requests: list[_Request]) -> None:
         """One call per (channel, rate, interval) among the waiting requests (almost always one)."""
@@ -106,17 +107,11 @@ class DatabaseSlots:
                     member.done.set()
 
     def _call(self, params: list) -> list[tuple]:
-        """The reservation on the run's own connection; a connection the server closed is replaced
-        once (a repeated reservation only leaves a gap in the channel's slots)."""
+        """The reservation on the run's own connection (alerts.delivery.Database: a connection the
+        server closed is replaced once; a repeated reservation only leaves a gap in the slots)."""
         if self._closed:
             raise AlertsError("the run has ended")
-        if self._conn is None or self._conn.closed:
-            self._conn = connect(self._url)
+        if self._db is None:
+            self._db = Database(self._url)
         self.round_trips += 1
-        try:
-            return self._conn.execute(RESERVE, params).fetchall()
-        except psycopg.OperationalError:
-            if not self._conn.closed:
-                raise
-            self._conn = connect(self._url)
-            return self._conn.execute(RESERVE, params).fetchall()
+        return [(r["slot"], r["wait_seconds"], r["reserved"]) for r in self._db.rows(RESERVE, params)]
