@@ -33,7 +33,7 @@ from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
 from alerts.event_facts import attach_to_deliveries, attach_to_digests
 from alerts.failures import describe
-from alerts.locks import PHASE_LOCK_NAMES, lock_key
+from alerts.locks import SENDING_OPEN
 from alerts.render import OutgoingMessage, render, render_digest
 from alerts.secrets import mask_text
 from alerts.senders.base import Outcome, Sender, SendResult
@@ -69,7 +69,7 @@ class Queue:
 
 # Every claim takes Phase C's lock in shared mode in its own transaction; while a DBA holds it
 # exclusively (the pause switch) the claim function is not even called (a one-time filter).
-PAUSE_GATE = f" WHERE (SELECT pg_try_advisory_xact_lock_shared({lock_key(PHASE_LOCK_NAMES['c'])}))"
+PAUSE_GATE = f" WHERE (SELECT {SENDING_OPEN})"
 
 DELIVERIES = Queue(
     id_column="delivery_id",

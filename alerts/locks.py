@@ -17,6 +17,11 @@ def lock_key(lock_name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# Phase C's lock taken in shared mode for the statement's transaction: true unless a session holds
+# it exclusively or waits for it (the DBA's pause switch). The key is inlined, not a parameter.
+SENDING_OPEN = f"pg_try_advisory_xact_lock_shared({lock_key(PHASE_LOCK_NAMES['c'])})"
+
+
 def skip_object(phase: str) -> dict[str, object]:
     """What a phase reports when another session holds its lock (CONTRACT.md)."""
     return {"phase": phase, "locked": False, "skipped": True, "reason": "lock_not_acquired"}

@@ -11,7 +11,7 @@ from alerts.db import connect, one_line
 from alerts.delivery import Database, RunGuard, count_due, deliver
 from alerts.failures import retry_transient
 from alerts.fanout import fan_out
-from alerts.locks import PHASE_LOCK_NAMES, lock_key, skip_object
+from alerts.locks import SENDING_OPEN, skip_object
 from alerts.send_slots import DatabaseSlots
 from alerts.senders.base import Sender
 from alerts.shutdown import STOP
@@ -57,7 +57,6 @@ def dry_run_all(url: str, phases: list[str], max_send: int) -> Iterator[dict[str
             conn.rollback()
 
 
-PHASE_C_OPEN = f"SELECT pg_try_advisory_xact_lock_shared({lock_key(PHASE_LOCK_NAMES['c'])})"
 
 
 def sending_open(db: Database) -> Callable[[], bool]:
@@ -65,7 +64,7 @@ def sending_open(db: Database) -> Callable[[], bool]:
     (the pause switch) or waits for it. One round trip; the lock ends with its statement's
     transaction, so no connection is pinned (behind a transaction pooler neither)."""
     def is_open() -> bool:
-        return bool(db.value(PHASE_C_OPEN))
+        return bool(db.value(f"SELECT {SENDING_OPEN}"))
     return is_open
 
 
