@@ -6,6 +6,10 @@
     python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
     python runner.py --watch         # long-running: run the phases as soon as rows arrive (docs/watch-mode.md)
+    python runner.py --explain USER_ID ALERT_EVENT_ID   # why a user gets an alert or not (alerts_explain())
+
+Metrics (docs/monitoring.md): ALERTS_METRICS_PORT serves /metrics from a watcher; ALERTS_METRICS_TEXTFILE
+is where a cron run writes them when it ends (node_exporter's textfile collector).
 
 Prints one JSON object per phase on stdout; logs go to stderr.
 Exit codes: 0 success or lock skip, 1 failure, 2 bad usage or configuration, 3 stopped by
@@ -25,7 +29,7 @@ from typing import NoReturn
 
 import psycopg
 
-from alerts import migrate
+from alerts import metrics, migrate
 from alerts.cli import run_command
 from alerts.database_url import validate_database_url
 from alerts.db import check_schema, connect
@@ -79,9 +83,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="delete sent/skipped deliveries and finished runs older than ALERTS_RETENTION_DAYS")
     parser.add_argument("--watch", action="store_true",
                         help="run until stopped: the phases as soon as rows arrive (LISTEN), and on a poll")
+    parser.add_argument("--explain", nargs=2, type=int, metavar=("USER_ID", "ALERT_EVENT_ID"),
+                        help="print alerts_explain(): whether the user is eligible for the alert event, every "
+                             "rule that decided it, and the deliveries made")
     args = parser.parse_args(argv)
-    if not (args.phase or args.migrate or args.status or args.prune or args.preflight or args.watch):
-        parser.error("nothing to do: give --phase a|b|c|d|all, --watch, --migrate, --status, --prune or --preflight")
+    if not (args.phase or args.migrate or args.status or args.prune or args.preflight or args.watch
+            or args.explain):
+        parser.error("nothing to do: give --phase a|b|c|d|all, --watch, --migrate, --status, --prune, --preflight "
+                     "or --explain")
+    if args.explain and (args.phase or args.watch or args.status or args.prune or args.preflight or args.migrate):
+        parser.error("--explain runs alone")
     if args.watch and (args.phase or args.dry_run or args.status or args.prune or args.preflight):
         parser.error("--watch runs every phase itself; combine it with --migrate or --batch-size only")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
@@ -141,7 +152,32 @@ def emit(counts: dict[str, object]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command; a cron run with ALERTS_METRICS_TEXTFILE writes its metrics when it ends, also when it
+    failed (its failed phase counted)."""
     url = database_url()
+    textfile = None if args.watch or args.explain else metrics.textfile_path(os.environ)
+    if textfile is None:
+        return run_command_of(args, url)
+    metrics.attach_database(url, connect)
+    try:
+        return run_command_of(args, url)
+    finally:
+        try:
+            metrics.write_textfile(textfile)
+        except OSError as error:
+            log.error("could not write the metrics to ALERTS_METRICS_TEXTFILE=%s: %s", textfile, error)
+
+
+def explain(url: str, user_id: int, alert_event_id: int) -> int:
+    """Print alerts_explain(user_id, alert_event_id) as JSON."""
+    with connect(url) as conn:
+        check_schema(conn)
+        row = conn.execute("SELECT alerts_explain(%s, %s)", [user_id, alert_event_id]).fetchone()
+    emit(row[0] if row else {})
+    return EXIT_OK
+
+
+def run_command_of(args: argparse.Namespace, url: str) -> int:
     batch_size = args.batch_size or positive_int_env("ALERTS_BATCH_SIZE", DEFAULT_BATCH_SIZE)
     max_send = positive_int_env("ALERTS_MAX_SEND_PER_RUN", WATCH_MAX_SEND if args.watch else DEFAULT_MAX_SEND)
     phases = PHASE_ORDER[args.phase] if args.phase else []
@@ -152,8 +188,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preflight:
         return preflight(url)
+    if args.explain:
+        return explain(url, *args.explain)
     if args.watch:
         assert sender is not None
+        serving = metrics.http_settings(os.environ)
+        if serving is not None:
+            metrics.attach_database(url, connect)
+            server = metrics.serve(*serving)
         try:
             if args.migrate:
                 with connect(url) as conn:
@@ -162,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
             emit(watch(settings_from_env(url, batch_size, max_send), sender, grace))
         finally:
             sender.close()
+            if serving is not None:
+                server.shutdown()
         return EXIT_STOPPED
     with connect(url) as conn:
         if args.migrate:

@@ -33,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from alerts import metrics
 from alerts.db import one_line
 from alerts.delivery import (
     BatchOutcomes,
@@ -241,8 +242,10 @@ def dispatch(lane: Lane, queue_def: Queue, row: dict, work: Work) -> None:
     problem = destination_problem(row["channel"], row["destination"])
     if problem:
         work.outcomes.skipped.append((row_id, token, problem))
+        metrics.message(row["channel"], "skipped")
     elif row.get("items") == []:
         work.outcomes.skipped.append((row_id, token, "digest has no queued member left"))
+        metrics.message(row["channel"], "skipped")
     else:
         lane.pending += 1
         work.waiting[row_id] = token

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
+from alerts import metrics
 from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
 from alerts.event_facts import attach_to_deliveries, attach_to_digests
@@ -362,8 +363,10 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
             continue
         if problem:
             outcomes.skipped.append((row_id, token, problem))
+            metrics.message(row["channel"], "skipped")
         elif row.get("items") == []:
             outcomes.skipped.append((row_id, token, "digest has no queued member left"))
+            metrics.message(row["channel"], "skipped")
         else:
             message = queue.render(row)
             outcomes.in_flight[row_id] = outcomes.unsent.pop(row_id)
@@ -396,13 +399,16 @@ def file_result(outcomes: BatchOutcomes, row_id: int, token: int, result: SendRe
                  counts: DeliveryCounts) -> None:
     if result.outcome is Outcome.SENT:
         outcomes.sent.append((row_id, token, result.provider_message_id or ""))
+        metrics.message(channel, "sent")
         return
     error = mask_text(result.error or "no reason given")
     counts.errors_by_channel[channel] = counts.errors_by_channel.get(channel, 0) + 1
     if result.outcome is Outcome.PERMANENT:
         outcomes.failed.append((row_id, token, error))
+        metrics.message(channel, "failed")
     else:
         outcomes.requeued.append((row_id, token, error))
+        metrics.message(channel, "retry")
 
 
 def record(db: Database, queue: Queue, outcomes: BatchOutcomes, counts: DeliveryCounts, *,
@@ -443,6 +449,7 @@ def _count_stale(counts: DeliveryCounts, outcome: str, stale: int, queue: Queue)
     if stale <= 0:
         return
     counts.stale_outcomes += stale
+    metrics.stale(outcome, stale)
     if outcome == "sent":
         counts.stale_sent += stale
     log.warning("%s %s outcomes were stale and changed nothing: the rows were claimed again after their lease "

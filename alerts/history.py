@@ -3,10 +3,12 @@
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import psycopg
 
+from alerts import metrics
 from alerts.db import connect, one_line
 from alerts.failures import history_text
 
@@ -19,12 +21,15 @@ def recorded(url: str, conn: psycopg.Connection, phase: str,
     first returned can close."""
     row = conn.execute("SELECT run_id, secret FROM alerts_run_open(%s)", [phase]).fetchone()
     run_id, secret = (int(row[0]), str(row[1])) if row else (0, "")
+    started = time.perf_counter()
     try:
         counts = run()
     except BaseException as error:
+        metrics.phase_done(phase, None, time.perf_counter() - started)
         _close_failed(url, run_id, secret, history_text(error))
         raise
     error = run_error(counts)
+    metrics.phase_done(phase, counts, time.perf_counter() - started, failed=error is not None)
     outcome = "skipped" if counts.get("skipped") is True else "failed" if error else "ok"
     finish = "SELECT alerts_run_close(%s, %s, %s, %s::jsonb, %s)"
     params = [run_id, secret, outcome, json.dumps(counts), error]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.types.json import Json
 
+from alerts import metrics
 from alerts.counts import merge_counts
 from alerts.db import check_schema, connect, one_line
 from alerts.errors import EXIT_CONNECTION_ENDED, AlertsError, UsageError
@@ -163,20 +164,9 @@ class Watcher:
         FAILED (the database went away, or an SQL error; the next pass is a full one, after a backoff)."""
         started = time.perf_counter()
         counts: dict[str, object] = {}
-        sent_between: dict[str, object] = {}  # Phase C between Phase B's chunks
         timings: list[str] = []
         try:
-            for phase in plan.phases:
-                if self.stopping:
-                    break
-                phase_started = time.perf_counter()
-                if phase == "b" and "c" in plan.phases:
-                    counts["b"], sent_between = self._fan_out_and_send()
-                elif phase == "c" and sent_between:
-                    counts["c"] = merge_counts(sent_between, self._phase("c"))
-                else:
-                    counts[phase] = self._phase(phase)
-                timings.append(f"{phase} {summary(counts[phase])} {time.perf_counter() - phase_started:.2f}s")
+            self._run_phases(plan, counts, timings)
         except (psycopg.OperationalError, AlertsError) as error:  # AlertsError: Phase C could not connect
             kind = classify(error)
             if kind is not None and kind.exit_code != EXIT_CONNECTION_ENDED:  # a timeout, a deadlock: the
@@ -195,6 +185,30 @@ class Watcher:
                  time.perf_counter() - started)
         self._beat(counts)
         return BUSY if any(c.get("skipped") is True for c in counts.values() if isinstance(c, dict)) else OK
+
+    def _run_phases(self, plan: PassPlan, counts: dict[str, object], timings: list[str]) -> None:
+        """The pass's phases into counts, each timed and counted in the metrics (a phase that raised
+        counts as failed)."""
+        sent_between: dict[str, object] = {}  # Phase C between Phase B's chunks
+        for phase in plan.phases:
+            if self.stopping:
+                break
+            phase_started = time.perf_counter()
+            try:
+                if phase == "b" and "c" in plan.phases:
+                    counts["b"], sent_between = self._fan_out_and_send()
+                elif phase == "c" and sent_between:
+                    counts["c"] = merge_counts(sent_between, self._phase("c"))
+                else:
+                    counts[phase] = self._phase(phase)
+            except BaseException:
+                metrics.phase_done(phase, None, time.perf_counter() - phase_started)
+                raise
+            took = time.perf_counter() - phase_started
+            phase_counts = counts[phase]
+            assert isinstance(phase_counts, dict)
+            metrics.phase_done(phase, phase_counts, took, failed=run_error(phase_counts) is not None)
+            timings.append(f"{phase} {summary(phase_counts)} {took:.2f}s")
 
     def _fan_out_and_send(self) -> tuple[dict[str, object], dict[str, object]]:
         """Phase B a few events at a time, each chunk followed by Phase C, so the first messages of a

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from alerts import metrics
 from alerts.render import OutgoingMessage
 from alerts.senders import brevo_email, smtp_email, telegram, twilio_sms
 from alerts.senders.base import Outcome, Sender, SendResult
@@ -131,6 +132,7 @@ class ChannelRouter:
     def hold(self, channel: str, seconds: float) -> None:
         with self._lock:
             self._held_until[channel] = max(self._held_until.get(channel, 0.0), self._clock() + seconds)
+        metrics.channel_held(channel)
 
     def sender_for(self, channel: str) -> Sender | None:
         return self._senders.get(channel)

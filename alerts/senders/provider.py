@@ -4,13 +4,15 @@ check_config pair built from a module's parse_config. A provider module keeps on
 and how it classifies an answer."""
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
+from alerts import metrics
 from alerts.destinations import destination_problem
 from alerts.render import OutgoingMessage
 from alerts.secrets import mask_text
-from alerts.senders.base import SendResult
+from alerts.senders.base import Outcome, SendResult
 
 DEFAULT_TIMEOUT = 15.0
 UNREACHABLE_COOLDOWN = 30.0  # seconds the channel is left alone after its provider could not be reached
@@ -36,7 +38,10 @@ class Provider:
         problem = destination_problem(self.channel, message.destination)
         if problem:
             return self.failed(message, permanent=True, error=problem)
-        return self.transmit(message)
+        started = time.perf_counter()
+        result = self.transmit(message)
+        metrics.provider_answered(self.channel, time.perf_counter() - started, error_class(result))
+        return result
 
     def transmit(self, message: OutgoingMessage) -> SendResult:
         raise NotImplementedError
@@ -60,6 +65,17 @@ class Provider:
 
     def close(self) -> None:
         pass
+
+
+def error_class(result: SendResult) -> str | None:
+    """The class of a provider's failure for alerts_provider_errors_total; None when it took the message."""
+    if result.outcome is Outcome.SENT:
+        return None
+    if result.throttled:
+        return "throttled"
+    if result.outcome is Outcome.PERMANENT:
+        return "permanent"
+    return "unreachable" if result.retry_after == UNREACHABLE_COOLDOWN else "transient"
 
 
 def entry_points(parse_config: Callable[[Mapping[str, str]], ConfigT | None],
