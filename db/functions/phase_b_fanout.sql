@@ -8,6 +8,9 @@
 -- is its own transaction, so a DBA's statement_timeout bounds a call, not the backlog.
 -- Lock: alerts_v2_phase_b, transaction-scoped (safe behind PgBouncer).
 --
+-- The rules of who gets a delivery are the alerts_rule_* functions and alerts_plan_channels()
+-- (db/functions/eligibility_rules.sql), inlined by the planner, which alerts_explain() applies too.
+--
 -- Choices where the contract is silent:
 --   * a user whose several prefs match one event gets one delivery per channel:
 --     instant when any matching pref (or the plan default) says instant;
@@ -66,21 +69,9 @@ DECLARE
     ),
     plan_channels AS MATERIALIZED (
         -- One row per (plan, channel) that the plan enables, with its daily cap and default kind.
-        SELECT ps.plan_code, ps.allowed_alert_types, ch.channel,
-               CASE
-                   WHEN jsonb_typeof(ps.delivery_config -> ch.channel -> 'max_per_day') = 'number'
-                       THEN least(greatest((ps.delivery_config -> ch.channel ->> 'max_per_day')::numeric, 0), 2147483647)::integer
-                   WHEN ch.channel = 'email' AND ps.max_email_alerts_per_day IS NOT NULL
-                       THEN greatest(ps.max_email_alerts_per_day, 0)
-               END AS max_per_day,
-               coalesce(ps.delivery_config -> ch.channel -> 'digest' = 'true'::jsonb, false) AS digest_by_default
-          FROM plan_settings ps
-         CROSS JOIN (VALUES ('email', true), ('telegram', true), ('sms', false)) AS ch (channel, enabled_by_default)
-         WHERE CASE
-                   WHEN jsonb_typeof(ps.delivery_config -> ch.channel -> 'enabled') = 'boolean'
-                       THEN (ps.delivery_config -> ch.channel -> 'enabled') = 'true'::jsonb
-                   ELSE ch.enabled_by_default
-               END
+        SELECT pc.plan_code, pc.allowed_alert_types, pc.channel, pc.max_per_day, pc.digest_by_default
+          FROM alerts_plan_channels() pc
+         WHERE pc.enabled
     ),
     range_prefs AS MATERIALIZED (
         -- The enabled prefs of pending alert types of the users in this range.
@@ -98,16 +89,14 @@ DECLARE
         SELECT u.id AS user_id, pc.channel, pc.max_per_day, pc.digest_by_default, pc.allowed_alert_types
           FROM users u
           LEFT JOIN user_plans up ON up.user_id = u.id
-          JOIN plan_channels pc ON pc.plan_code = coalesce(up.plan, 'free')
-         WHERE u.email_verified IS DISTINCT FROM false
+          JOIN plan_channels pc ON pc.plan_code = alerts_rule_user_plan(up.plan)
+         WHERE alerts_rule_user_reachable(u.email_verified)
            AND ($3::bigint IS NULL OR u.id > $3::bigint)
            AND ($4::bigint IS NULL OR u.id <= $4::bigint)
            AND u.id IN (SELECT rp.user_id FROM range_prefs rp)
-           AND CASE pc.channel
-                   WHEN 'email' THEN nullif(btrim(u.email::text), '') IS NOT NULL
-                   WHEN 'telegram' THEN nullif(btrim(u.telegram_chat_id::text), '') IS NOT NULL
-                   WHEN 'sms' THEN nullif(btrim(u.phone_number::text), '') IS NOT NULL
-               END
+           AND alerts_user_destination(u, pc.channel) IS NOT NULL
+           -- destination suppression (not implemented yet) is one more rule of this kind, shared
+           -- with alerts_explain()'s suppressed_destination reason
     ),
     matching_users AS (
         -- One row per (event, user) with at least one enabled matching pref.
@@ -117,13 +106,9 @@ DECLARE
           FROM pending_events pe
           JOIN range_prefs p
             ON p.alert_type = pe.alert_type
-           AND (p.region = 'global' OR p.region = pe.scope_region)
-           AND (p.asset IS NULL OR cardinality(pe.scope_assets) = 0 OR p.asset = ANY (pe.scope_assets))
-           AND (p.threshold IS NULL
-                OR pe.alert_type NOT IN ('REGIONAL_RISK_SPIKE', 'ASSET_RISK_SPIKE')
-                OR pe.risk_score IS NULL
-                OR pe.risk_score >= p.threshold
-                OR pe.fired_on_rise)
+           AND alerts_rule_region(p.region, pe.scope_region)
+           AND alerts_rule_asset(p.asset, pe.scope_assets)
+           AND alerts_rule_threshold(p.threshold, pe.alert_type, pe.risk_score, pe.fired_on_rise)
          GROUP BY pe.id, pe.alert_type, pe.severity, p.user_id
     ),
     eligible_deliveries AS (
@@ -136,7 +121,7 @@ DECLARE
           FROM matching_users mu
           JOIN user_channels uc
             ON uc.user_id = mu.user_id
-           AND mu.alert_type = ANY (uc.allowed_alert_types)
+           AND alerts_rule_plan_allows(uc.allowed_alert_types, mu.alert_type)
     ),
     capped_deliveries AS (
         SELECT ed.*,
@@ -148,8 +133,7 @@ DECLARE
     delivered_today AS (
         SELECT d.user_id, d.channel, count(*) AS n
           FROM user_alert_deliveries d
-         WHERE d.created_at >= date_trunc('day', now())
-           AND d.status <> 'skipped'
+         WHERE alerts_rule_counts_toward_cap(d.status, d.created_at, now())
            AND (d.user_id, d.channel) IN (SELECT cd.user_id, cd.channel FROM capped_deliveries cd)
          GROUP BY d.user_id, d.channel
     ),
@@ -231,13 +215,13 @@ BEGIN
     -- The group: the pending events whose fanout stands where the oldest one's does, oldest first.
     SELECT ae.fanout_user_cursor INTO group_cursor
       FROM alert_events ae
-     WHERE ae.fanout_completed_at IS NULL AND ae.created_at >= now() - cfg.fanout_lookback
+     WHERE ae.fanout_completed_at IS NULL AND alerts_rule_within_lookback(ae.created_at, cfg.fanout_lookback)
      ORDER BY ae.created_at, ae.id
      LIMIT 1;
     SELECT coalesce(array_agg(g.id ORDER BY g.created_at, g.id), '{}') INTO group_event_ids
       FROM (SELECT ae.id, ae.created_at
               FROM alert_events ae
-             WHERE ae.fanout_completed_at IS NULL AND ae.created_at >= now() - cfg.fanout_lookback
+             WHERE ae.fanout_completed_at IS NULL AND alerts_rule_within_lookback(ae.created_at, cfg.fanout_lookback)
                AND ae.fanout_user_cursor IS NOT DISTINCT FROM group_cursor
              ORDER BY ae.created_at, ae.id
              LIMIT least(coalesce(max_events, row_budget), row_budget)
