@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterable, Mapping
 from http.server import ThreadingHTTPServer
 
 import psycopg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server, write_to_textfile
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+    write_to_textfile,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -34,6 +42,7 @@ RUN_NOTE = (" In a cron run's textfile (ALERTS_METRICS_TEXTFILE): that run's own
             " served by a watcher (ALERTS_METRICS_PORT): since the watcher started.")
 DEFAULT_ADDR = "127.0.0.1"
 
+disable_created_metrics()  # no *_created series: a counter's start time is noise on a dashboard
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 MESSAGES = Counter(
@@ -89,6 +98,7 @@ QUEUE_GAUGES: tuple[tuple[str, str, str], ...] = (
 )
 HEARTBEAT_FAMILY = "alerts_watcher_last_heartbeat_timestamp_seconds"
 DATABASE_UP_FAMILY = "alerts_database_up"
+DATABASE_PREFIXES = tuple(name for name, _, _ in QUEUE_GAUGES) + (HEARTBEAT_FAMILY, DATABASE_UP_FAMILY)
 
 
 class DatabaseGauges(Collector):
@@ -196,6 +206,16 @@ def phase_done(phase: str, counts: Mapping[str, object] | None, seconds: float, 
 
 
 # ---------------------------------------------------------------------- exporting
+
+
+def exported_series() -> set[str]:
+    """Every series name this module exports (what a dashboard or a rule may name): the families'
+    samples (a counter's _total, a histogram's _bucket, _count and _sum) and the database gauges."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    names = {family.name + suffix for family in REGISTRY.collect() if not family.name.startswith(DATABASE_PREFIXES)
+             for suffix in suffixes[family.type]}
+    return names | {name for name, _, _ in QUEUE_GAUGES} | {HEARTBEAT_FAMILY, DATABASE_UP_FAMILY}
+
 
 
 def http_settings(env: Mapping[str, str]) -> tuple[str, int] | None:

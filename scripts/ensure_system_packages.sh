@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests call when they are missing: Sqitch and its Pg
 # driver, pg_prove and pgTAP (its SQL install script also serves servers without the
-# extension, e.g. the embedded PostgreSQL 18), the PostgreSQL client, openssl, and PgBouncer.
+# extension, e.g. the embedded PostgreSQL 18), the PostgreSQL client, openssl, PgBouncer, and
+# promtool (Debian's prometheus package) for the alerting rules in ops/.
 # A PostgreSQL server is not needed: without DATABASE_URL the tests start a throwaway one.
 # Needs root (or sudo); says what to install otherwise.
 set -euo pipefail
@@ -21,6 +22,7 @@ need "postgresql-${pg_major}-pgtap" bash -c 'ls /usr/share/postgresql/*/extensio
 need postgresql-client command -v psql
 need openssl command -v openssl
 need pgbouncer bash -c 'command -v pgbouncer || test -x /usr/sbin/pgbouncer'
+need prometheus command -v promtool  # promtool checks and unit-tests ops/prometheus-rules.yml
 [ "${#missing[@]}" = 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
