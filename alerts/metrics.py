@@ -116,17 +116,19 @@ class DatabaseGauges(Collector):
         return []  # read on collect only: registering must not touch the database
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        with self._lock:
+        up_help = "1 when the queue gauges could be read from the database at this collection, else 0."
+        status: Mapping[str, object] | None
+        watchers: list[tuple[str, float]]
+        with self._lock:  # one scrape at a time on the one connection
             try:
                 status, watchers = self._read()
             except (psycopg.Error, AlertsError) as error:
                 log.warning("metrics: could not read the queue gauges: %s", " ".join(str(error).split()))
                 self.close()
-                yield GaugeMetricFamily(DATABASE_UP_FAMILY, "1 when the queue gauges could be read from the "
-                                        "database at this collection, else 0.", value=0)
-                return
-        yield GaugeMetricFamily(DATABASE_UP_FAMILY, "1 when the queue gauges could be read from the database "
-                                "at this collection, else 0.", value=1)
+                status, watchers = None, []
+        yield GaugeMetricFamily(DATABASE_UP_FAMILY, up_help, value=0 if status is None else 1)
+        if status is None:
+            return
         for name, help_text, key in QUEUE_GAUGES:
             value = status.get(key)
             if isinstance(value, int | float):
