@@ -136,3 +136,19 @@ def test_the_queue_gauges_say_when_the_database_is_unreadable(db_url, tmp_path):
     assert value(found, "alerts_database_up") == 0
     assert value(found, "alerts_deliveries_due") is None
 
+
+
+def test_a_phase_that_raises_in_a_watcher_is_counted_failed(conn, db_url, tmp_path):
+    conn.execute("CREATE OR REPLACE FUNCTION alerts_phase_d() RETURNS jsonb LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'digest gathering broken'; END $$")
+    watcher = Watcher(db_url, tmp_path, "w1", f"file:{tmp_path / 'outbox.jsonl'}", ALERTS_METRICS_PORT="0")
+    try:
+        wait_for(lambda: "metrics on http" in watcher.stderr, 30, "the metrics server started")
+        url = metrics_url(watcher)
+        wait_for(lambda: (value(samples(scrape(url)), "alerts_phase_runs_total", phase="d", result="failed") or 0) >= 1,
+                 30, "phase d counted failed")
+        found = samples(scrape(url))
+        assert (value(found, "alerts_phase_runs_total", phase="a", result="ok") or 0) >= 1
+        assert value(found, "alerts_phase_last_success_timestamp_seconds", phase="d") is None
+    finally:
+        assert watcher.stop() == 3, watcher.stderr
