@@ -2,7 +2,7 @@
 """Alerts v2 runner: calls the pipeline's stored functions and sends Phase C's messages.
 
     python runner.py --phase a|b|c|d|all [--dry-run] [--batch-size N]
-    python runner.py --migrate [--dry-run]
+    python runner.py --migrate [--dry-run | --check]   # --check: exit 1 while changes are pending
     python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
     python runner.py --watch         # long-running: run the phases as soon as rows arrive (docs/watch-mode.md)
@@ -34,6 +34,7 @@ from alerts.errors import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_STOPPED,
+    AlertsError,
     ChannelUnavailableError,
     UsageError,
 )
@@ -52,6 +53,7 @@ PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "d": ["d"], "all": ["a", "b",
 DEFAULT_MAX_SEND = 1000
 WATCH_MAX_SEND = 10_000  # per Phase C call of a watcher, which calls again at once while more are due
 DEFAULT_RETENTION_DAYS = 90
+MIGRATION_RUNNING = "migration_running"  # why a run skipped: a deploy holds alerts_v2_migrate, the schema is behind
 PRUNE_BATCH = 5000  # rows a prune statement deletes; halved for the run when a statement_timeout cancels one
 
 
@@ -70,7 +72,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="change nothing, send nothing; report what a real run would do")
     parser.add_argument("--batch-size", type=int, default=None,
                         help=f"deliveries claimed per batch in Phase C (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--migrate", action="store_true", help="deploy the schema (db/migrations) first")
+    parser.add_argument("--migrate", action="store_true",
+                        help="deploy the schema changes the database does not have yet (db/migrations) first")
+    parser.add_argument("--check", action="store_true",
+                        help="with --migrate: list the pending changes, deploy nothing; exit 1 when any are pending")
     parser.add_argument("--status", action="store_true",
                         help="print queue health as JSON; exit 1 when a threshold is crossed")
     parser.add_argument("--preflight", action="store_true",
@@ -84,6 +89,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("nothing to do: give --phase a|b|c|d|all, --watch, --migrate, --status, --prune or --preflight")
     if args.watch and (args.phase or args.dry_run or args.status or args.prune or args.preflight):
         parser.error("--watch runs every phase itself; combine it with --migrate or --batch-size only")
+    if args.check and not args.migrate:
+        parser.error("--check goes with --migrate: `runner.py --migrate --check`")
+    if args.check and (args.phase or args.dry_run or args.status or args.prune or args.preflight or args.watch):
+        parser.error("--migrate --check only reports pending changes; run it on its own")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
         parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
     return args
@@ -136,8 +145,22 @@ def database_url() -> str:
 
 def emit(counts: dict[str, object]) -> None:
     print(json.dumps(counts, sort_keys=True), flush=True)
-    if counts.get("skipped") is True:
+    if counts.get("skipped") is True and counts.get("reason") == MIGRATION_RUNNING:
+        log.info("skipped: a --migrate is deploying changes this release needs; the next run goes on")
+    elif counts.get("skipped") is True:
         log.info("phase %s skipped: its lock is held by another run", counts.get("phase"))
+
+
+def schema_ready(conn: psycopg.Connection) -> bool:
+    """Whether the schema this release calls is deployed. While a --migrate deploys it, False (the
+    run skips, exit 0); with no deploy running, the one-line error of check_schema()."""
+    try:
+        check_schema(conn)
+    except AlertsError:
+        if migrate.migration_running(conn):
+            return False
+        raise
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,11 +187,17 @@ def run(args: argparse.Namespace) -> int:
             sender.close()
         return EXIT_STOPPED
     with connect(url) as conn:
+        if args.migrate and args.check:
+            report = migrate.check(conn)
+            emit(report)
+            return EXIT_FAILURE if report["pending"] else EXIT_OK
         if args.migrate:
             emit(migrate.deploy(conn, dry_run=args.dry_run))
         if not (phases or args.status or args.prune):
             return EXIT_OK
-        check_schema(conn)
+        if not schema_ready(conn):
+            emit({"skipped": True, "reason": MIGRATION_RUNNING, "phases": phases})
+            return EXIT_OK
         if args.prune:
             emit(prune(conn, positive_int_env("ALERTS_RETENTION_DAYS", DEFAULT_RETENTION_DAYS), args.dry_run))
         if args.dry_run:

@@ -32,7 +32,7 @@ from psycopg.rows import dict_row, tuple_row
 from alerts.db import connect, one_line
 from alerts.destinations import destination_problem
 from alerts.event_facts import attach_to_deliveries, attach_to_digests
-from alerts.failures import describe
+from alerts.failures import describe, retry_transient
 from alerts.locks import SENDING_OPEN
 from alerts.render import OutgoingMessage, render, render_digest
 from alerts.secrets import mask_text
@@ -225,6 +225,10 @@ class Database:
         return self._execute(sql, params, dict_row).fetchall()
 
     def _execute(self, sql: str, params: list, row_factory: Callable) -> psycopg.Cursor:
+        """One call; a deadlock or serialization failure (e.g. beside a --migrate) is tried again."""
+        return retry_transient(self.conn, "phase c", lambda: self._execute_once(sql, params, row_factory))
+
+    def _execute_once(self, sql: str, params: list, row_factory: Callable) -> psycopg.Cursor:
         try:
             return self.conn.cursor(row_factory=row_factory).execute(sql, params)
         except psycopg.OperationalError as error:
