@@ -85,12 +85,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--watch", action="store_true",
                         help="run until stopped: the phases as soon as rows arrive (LISTEN), and on a poll")
     args = parser.parse_args(argv)
+    if args.check and not args.migrate:
+        parser.error("--check goes with --migrate: `runner.py --migrate --check`")
     if not (args.phase or args.migrate or args.status or args.prune or args.preflight or args.watch):
         parser.error("nothing to do: give --phase a|b|c|d|all, --watch, --migrate, --status, --prune or --preflight")
     if args.watch and (args.phase or args.dry_run or args.status or args.prune or args.preflight):
         parser.error("--watch runs every phase itself; combine it with --migrate or --batch-size only")
-    if args.check and not args.migrate:
-        parser.error("--check goes with --migrate: `runner.py --migrate --check`")
     if args.check and (args.phase or args.dry_run or args.status or args.prune or args.preflight or args.watch):
         parser.error("--migrate --check only reports pending changes; run it on its own")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
