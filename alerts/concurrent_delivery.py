@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 from alerts.db import one_line
-from alerts.delivery import (
+from alerts.delivery_common import (
     BatchOutcomes,
     Database,
     DeliveryCounts,
