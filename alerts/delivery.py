@@ -19,6 +19,11 @@ The run stops handing messages to providers when it is asked to (a stop signal: 
 before every message) or when sending is paused (an exclusive holder of Phase C's lock: checked
 before every claim and every record, one round trip each, and inside every claim's transaction):
 it then records what it sent and releases the rest.
+
+A claimed row whose user unsubscribed from the channel, or whose destination is suppressed (a
+provider said it is gone for good), is recorded skipped with the reason and never reaches the
+provider: one look-up per claim (alerts_claims_to_skip). A provider's answer that the destination
+is gone suppresses it (alerts_record_suppressions) before the row's outcome is recorded.
 """
 
 import logging
@@ -55,6 +60,7 @@ class Queue:
     element, and in binary it does so in C, which matters at one call per batch of hundreds of rows."""
 
     id_column: str
+    kind: str  # 'delivery' or 'digest', as the suppression functions name it
     claim: str
     count_due: str
     render: Callable[[dict], OutgoingMessage]
@@ -66,6 +72,16 @@ class Queue:
     # gives the claimed rows what their messages say beyond the claim (alerts.event_facts)
     prepare: Callable[["Database", list[dict]], None] = lambda db, rows: None
 
+    @property
+    def to_skip(self) -> str:
+        """The claimed rows to skip (user unsubscribed, destination suppressed), with the reason."""
+        return f"SELECT id, reason FROM alerts_claims_to_skip('{self.kind}', %b, %b)"
+
+    @property
+    def suppress(self) -> str:
+        """Suppress the destinations of claimed rows whose provider said they are gone for good."""
+        return f"SELECT alerts_record_suppressions('{self.kind}', %b, %b, %b)"
+
 
 # Every claim takes Phase C's lock in shared mode in its own transaction; while a DBA holds it
 # exclusively (the pause switch) the claim function is not even called (a one-time filter).
@@ -73,6 +89,7 @@ PAUSE_GATE = f" WHERE (SELECT {SENDING_OPEN})"
 
 DELIVERIES = Queue(
     id_column="delivery_id",
+    kind="delivery",
     # only the columns render() and send_batch() read: each column returned costs a conversion a row
     claim="SELECT delivery_id, claim_token, user_id, channel, destination, attempts, alert_event_id, alert_type,"
           " severity, scope_region, scope_assets, headline, body, event_created_at FROM claim_deliveries(%s, %s)"
@@ -88,6 +105,7 @@ DELIVERIES = Queue(
 )
 DIGESTS = Queue(
     id_column="digest_id",
+    kind="digest",
     claim="SELECT * FROM claim_digests(%s, %s)" + PAUSE_GATE,
     count_due="SELECT count_due_digests(%s, %s)",
     render=render_digest,
@@ -104,6 +122,7 @@ QUEUES = (DELIVERIES, DIGESTS)
 UNSERVED_COUNT_CAP = 100_000  # what stays queued for a channel is counted up to this many, not over the backlog
 LEASE_USE = 0.8  # a claimed row is handed to a provider only within the first 80 % of its lease
 LEASE_ENDS = "_lease_ends"  # where a claimed row carries that moment, on this process's monotonic clock
+SKIP_REASON = "_skip_reason"  # where a claimed row carries why it is skipped unsent (unsubscribed, suppressed)
 
 
 def stamp_lease(rows: list[dict], lease_seconds: float) -> None:
@@ -128,6 +147,10 @@ class DeliveryCounts:
     failed: int = 0
     requeued: int = 0
     deliveries_skipped: int = 0
+    # of the claimed rows, those skipped unsent: the user unsubscribed from the channel or the destination is suppressed
+    skipped_unsubscribed_or_suppressed: int = 0
+    # destinations a provider answered are gone for good this run: later deliveries to them are skipped
+    destinations_suppressed: int = 0
     released: int = 0
     batches: int = 0
     digests_sent: int = 0
@@ -168,6 +191,7 @@ class BatchOutcomes:
     failed: list[tuple[int, int, str]] = field(default_factory=list)
     requeued: list[tuple[int, int, str]] = field(default_factory=list)
     skipped: list[tuple[int, int, str]] = field(default_factory=list)
+    suppressed: list[tuple[int, int, str]] = field(default_factory=list)  # destination gone: the provider's answer
     unsent: dict[int, int] = field(default_factory=dict)  # never handed to a provider: id -> claim_token
     in_flight: dict[int, int] = field(default_factory=dict)  # handed to a provider, no answer yet
 
@@ -285,6 +309,7 @@ def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send:
         guard.check_paused()
         rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
         stamp_lease(rows, lease_seconds)
+        mark_skips(db, queue, rows, counts)
         queue.prepare(db, rows)
         if not rows:
             return
@@ -318,6 +343,32 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
         if guard.stop_requested() and not counts.stopped_by:
             counts.stopped_by = guard.stop_requested()
         record(db, queue, outcomes, counts)
+
+
+def mark_skips(db: Database, queue: Queue, rows: list[dict], counts: DeliveryCounts) -> None:
+    """Note on each claimed row whose user unsubscribed from the channel, or whose destination is
+    suppressed, why it is skipped instead of sent (one round trip for the claim)."""
+    if not rows:
+        return
+    ids = [int(row[queue.id_column]) for row in rows]
+    tokens = [int(row["claim_token"]) for row in rows]
+    reasons = {int(r["id"]): str(r["reason"]) for r in db.rows(queue.to_skip, [ids, tokens])}
+    if not reasons:
+        return
+    for row in rows:
+        reason = reasons.get(int(row[queue.id_column]))
+        if reason is not None:
+            row[SKIP_REASON] = reason
+    counts.skipped_unsubscribed_or_suppressed += len(reasons)
+
+
+def skip_reason(row: dict) -> str | None:
+    """Why a claimed row is recorded skipped instead of sent, or None: unsubscribed, suppressed, no
+    usable destination, or a digest left without members."""
+    reason = row.get(SKIP_REASON) or destination_problem(row["channel"], row["destination"])
+    if reason is None and row.get("items") == []:
+        return "digest has no queued member left"
+    return reason
 
 
 def sendable_channels(sender: Sender) -> list[str] | None:
@@ -356,14 +407,12 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
             break
         row_id = int(row[queue.id_column])
         token = outcomes.unsent[row_id]
-        problem = destination_problem(row["channel"], row["destination"])
+        problem = skip_reason(row)
         if lease_over(row):  # stays unsent: released, fenced by its claim token
             counts.lease_expired += 1
             continue
         if problem:
             outcomes.skipped.append((row_id, token, problem))
-        elif row.get("items") == []:
-            outcomes.skipped.append((row_id, token, "digest has no queued member left"))
         else:
             message = queue.render(row)
             outcomes.in_flight[row_id] = outcomes.unsent.pop(row_id)
@@ -400,6 +449,8 @@ def file_result(outcomes: BatchOutcomes, row_id: int, token: int, result: SendRe
     error = mask_text(result.error or "no reason given")
     counts.errors_by_channel[channel] = counts.errors_by_channel.get(channel, 0) + 1
     if result.outcome is Outcome.PERMANENT:
+        if result.suppress:
+            outcomes.suppressed.append((row_id, token, mask_text(result.suppress)))
         outcomes.failed.append((row_id, token, error))
     else:
         outcomes.requeued.append((row_id, token, error))
@@ -409,7 +460,12 @@ def record(db: Database, queue: Queue, outcomes: BatchOutcomes, counts: Delivery
            release_unsent: bool = True) -> None:
     """Write the outcomes gathered so far and forget them; each function changes only rows still
     held by the claim named by their token, and what it did not change is counted as stale. With
-    release_unsent, the rows never handed to a provider go back to 'queued'."""
+    release_unsent, the rows never handed to a provider go back to 'queued'. Destinations a provider
+    said are gone are suppressed first, while their rows are still held by the claim."""
+    if outcomes.suppressed:
+        ids, tokens, reasons = (list(column) for column in zip(*outcomes.suppressed, strict=True))
+        counts.destinations_suppressed += db.scalar(queue.suppress, [ids, tokens, reasons])
+        outcomes.suppressed.clear()
     calls = (
         (queue.mark_sent, outcomes.sent, "sent"),
         (queue.mark_failed, outcomes.failed, "failed"),

@@ -30,6 +30,7 @@ message: TRANSIENT, so the rows go out once the settings are fixed.
 
 import ipaddress
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -202,22 +203,30 @@ def shared_part(message: OutgoingMessage, email_from: EmailFrom) -> bytes:
     hundreds of emails a second would be the runner's main work, and the recipients of one event
     differ only by the footer's reference: so the part is built once per event with a mark where
     the reference goes, and the mark replaced per recipient. When the text's transfer encoding did
-    not keep the mark as it is (base64), the part is built for this message alone."""
+    not keep the mark as it is (base64), the part is built for this message alone; so it is when
+    the footer carries the recipient's own unsubscribe link (its '=' would need quoted-printable's
+    encoding where the email package chose it)."""
     subject = templates.email_subject(message)
-    marked = event_part(subject, templates.email_text(message, REFERENCE_MARK),
-                        templates.email_html(message, REFERENCE_MARK), email_from.header())
-    if marked.count(REFERENCE_MARK.encode()) == 2:
-        return marked.replace(REFERENCE_MARK.encode(), templates.reference(message).encode())
+    if templates.unsubscribe_link(message) is None:
+        marked = event_part(subject, templates.email_text(message, REFERENCE_MARK),
+                            templates.email_html(message, REFERENCE_MARK), email_from.header())
+        if marked.count(REFERENCE_MARK.encode()) == 2:
+            return marked.replace(REFERENCE_MARK.encode(), templates.reference(message).encode())
     return event_part.__wrapped__(subject, templates.email_text(message), templates.email_html(message),
                                   email_from.header())
 
 
 def build_email(message: OutgoingMessage, email_from: EmailFrom) -> tuple[bytes, str]:
-    """(the message as sent, its Message-ID): the recipient's own To, Date and a Message-ID derived
-    from the delivery id, then the shared part. The destination passed the one destination rule
-    (no spaces or line breaks), so it goes into To as it is."""
+    """(the message as sent, its Message-ID): the recipient's own To, Date, a Message-ID derived
+    from the delivery id in EMAIL_FROM's domain and, when configured, the one-click unsubscribe
+    headers (RFC 8058), then the shared part. The destination passed the one destination rule
+    (no spaces or line breaks), so it goes into To as it is; the link is an http(s) URL without
+    spaces (alerts.unsubscribe) with a base64url token. Nothing marks an alert as a reply: no
+    In-Reply-To or References, and subjects start with the alert's label."""
     message_id = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
     own = f"To: {message.destination}\r\nDate: {format_datetime(datetime.now(UTC))}\r\nMessage-ID: {message_id}\r\n"
+    for name, value in templates.list_unsubscribe_headers(message).items():
+        own += f"{name}: {value}\r\n"
     return own.encode() + shared_part(message, email_from), message_id
 
 
@@ -226,9 +235,21 @@ def _reply_text(reply: bytes | str) -> str:
     return " ".join(text.split())
 
 
+# Enhanced status codes (RFC 3463) that say the mailbox does not exist: 5.1.1 bad destination mailbox
+# address, 5.1.10 recipient address has null MX (RFC 7505). Policy refusals (5.7.x), a full mailbox
+# (5.2.2) and the like are about the message or the moment, never the address.
+_MAILBOX_GONE = re.compile(r"^\s*5\.1\.(?:1|10)(?!\d)")
+
+
 def classify_reply(code: int, reply: bytes | str, what: str) -> tuple[bool, str]:
     """(permanent?, error) for an SMTP reply to the message: 5xx permanent, anything else transient."""
     return 500 <= code <= 599, f"SMTP {code} {_reply_text(reply)} ({what})"
+
+
+def mailbox_gone(code: int, reply: bytes | str) -> bool:
+    """Whether a reply says the recipient's mailbox does not exist: 550 (or another 5xx) with the
+    enhanced status 5.1.1 or 5.1.10."""
+    return 500 <= code <= 599 and bool(_MAILBOX_GONE.match(_reply_text(reply)))
 
 
 class SmtpEmailSender(Provider):
@@ -319,7 +340,9 @@ class SmtpEmailSender(Provider):
                 smtp.rset()
             except (smtplib.SMTPException, OSError):
                 reusable = False
-        return self.failed(message, *classify_reply(code, reply, what)), reusable
+        permanent, error = classify_reply(code, reply, what)
+        gone = what == "recipient refused" and mailbox_gone(code, reply)
+        return self.failed(message, permanent, error, destination_gone=gone), reusable
 
     def _setup_error(self, error: BaseException) -> str:
         where = f"{self.config.host}:{self.config.port}"
