@@ -310,12 +310,14 @@ def build_email_subject(message: OutgoingMessage, settings: MessageSettings) -> 
 
 
 def email_text(message: OutgoingMessage, reference_text: str | None = None,
-               settings: MessageSettings | None = None) -> str:
-    """The plain-text part; reference_text replaces the footer's reference (a placeholder, so
-    that the rest of the message can be built once for every recipient of an event)."""
+               settings: MessageSettings | None = None, unsubscribe_text: str | None = None) -> str:
+    """The plain-text part; reference_text replaces the footer's reference and unsubscribe_text the
+    recipient's unsubscribe link (placeholders, so that the rest of the message can be built once for
+    every recipient of an event)."""
     settings = settings or current_settings()
     marked = cached("text", message, settings, build_email_text)
-    return personal(marked, reference_text or reference(message), unsubscribe_link(message, settings), html=False)
+    return personal(marked, reference_text or reference(message),
+                    unsubscribe_text or unsubscribe_link(message, settings), html=False)
 
 
 def build_email_text(message: OutgoingMessage, settings: MessageSettings) -> str:
@@ -351,10 +353,11 @@ Reference: {reference}</p>
 
 
 def email_html(message: OutgoingMessage, reference_text: str | None = None,
-               settings: MessageSettings | None = None) -> str:
+               settings: MessageSettings | None = None, unsubscribe_text: str | None = None) -> str:
     settings = settings or current_settings()
     marked = cached("html", message, settings, build_email_html)
-    return personal(marked, reference_text or reference(message), unsubscribe_link(message, settings), html=True)
+    return personal(marked, reference_text or reference(message),
+                    unsubscribe_text or unsubscribe_link(message, settings), html=True)
 
 
 def build_email_html(message: OutgoingMessage, settings: MessageSettings) -> str:

@@ -78,7 +78,7 @@ def from_env(env: Mapping[str, str]) -> Unsubscribe | None:
     except ValueError:
         parts = urlsplit("")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.fragment \
-            or any(c.isspace() or c in "<>\"" for c in raw):
+            or not raw.isascii() or any(c.isspace() or c in "<>\"" for c in raw):
         raise UsageError(f"{URL_VARIABLE}={raw!r} is not a web address: set it to the host's unsubscribe route, "
                          "e.g. https://app.example.com/alerts/unsubscribe")
     if secret is None:

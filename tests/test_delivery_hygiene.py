@@ -6,16 +6,20 @@ import hashlib
 import hmac
 import json
 import re
+from email import message_from_bytes, policy
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
+import pytest
 
-from alerts import unsubscribe
+from alerts import message_settings, templates, unsubscribe
+from alerts.senders import smtp_email
 from alerts.senders.smtp_email import mailbox_gone
 from alerts.senders.telegram import chat_gone
 from alerts.senders.twilio_sms import NUMBER_GONE_CODES
 from tests import seed
 from tests.conftest import run_runner
+from tests.fakes import outgoing
 from tests.fakes.brevo_api import FakeBrevoApi
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.fakes.telegram_api import FakeTelegramApi
@@ -191,6 +195,44 @@ def test_migrate_teaches_the_engine_the_secret_and_a_run_with_another_says_so(db
     assert other.returncode == 0, other.stderr
     lines = [line for line in other.stderr.splitlines() if "ALERTS_UNSUBSCRIBE_SECRET" in line]
     assert len(lines) == 1 and "differs" in lines[0] and SECRET not in other.stderr, other.stderr
+
+
+@pytest.fixture
+def one_click(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - yields nothing
+    """The process's message settings with a one-click unsubscribe URL that has a query of its own."""
+    monkeypatch.setenv("ALERTS_UNSUBSCRIBE_URL", URL + "?from=alert&v=1")
+    monkeypatch.setenv("ALERTS_UNSUBSCRIBE_SECRET", SECRET)
+    message_settings.current_settings.cache_clear()
+    templates.clear_cache()
+    yield
+    message_settings.current_settings.cache_clear()
+    templates.clear_cache()
+
+
+@pytest.mark.parametrize("headline, body", [
+    ("Pipeline outage", "Short ASCII lines."),  # 7bit text
+    ("Grève au port de Marseille – flux arrêtés", "Réparations prévues sous 48 heures."),  # 8bit text
+    ("Long report", "Flows stopped. " * 200),  # a line too long for 8bit: quoted-printable
+    ("Забастовка", "Поставки газа остановлены на неопределённый срок. " * 40),  # mostly Cyrillic: base64
+])
+def test_each_recipients_link_survives_every_transfer_encoding(one_click, headline, body):
+    """The part shared by an event's recipients carries marks replaced per recipient; the link must
+    decode to itself whichever transfer encoding the email package chose for each part."""
+    email_from = smtp_email.parse_email_from({"EMAIL_FROM": "alerts@alerts.example.com"}, "SMTP_URL")
+    for user_id in (7, 8):
+        message = outgoing(user_id=user_id, delivery_id=user_id, headline=headline, event_body=body)
+        raw, _ = smtp_email.build_email(message, email_from)
+        link = unsubscribe.Unsubscribe(URL + "?from=alert&v=1", SECRET).link(user_id)
+        assert link.endswith(unsubscribe.Unsubscribe(URL, SECRET).token(user_id, "email"))
+        email = message_from_bytes(raw, policy=policy.default)
+        assert email["List-Unsubscribe"] == f"<{link}>"
+        assert link in email.get_body(("plain",)).get_content()
+        assert f'href="{link.replace("&", "&amp;")}"' in email.get_body(("html",)).get_content()
+        assert f"Reference: delivery {user_id}" in email.get_body(("plain",)).get_content()
+        headers, body_lines = raw.split(b"\r\n\r\n", 1)
+        assert max(len(line) for line in headers.split(b"\r\n")) <= 998
+        # no body line longer than the email package's own (78): the link is wrapped in quoted-printable
+        assert max(len(line) for line in body_lines.split(b"\r\n")) <= 78
 
 
 def test_tokens_are_hmac_sha256_as_python_computes_them(conn):
