@@ -219,7 +219,7 @@ def test_each_recipients_link_survives_every_transfer_encoding(one_click, headli
     """The part shared by an event's recipients carries marks replaced per recipient; the link must
     decode to itself whichever transfer encoding the email package chose for each part."""
     email_from = smtp_email.parse_email_from({"EMAIL_FROM": "alerts@alerts.example.com"}, "SMTP_URL")
-    for user_id in (7, 8):
+    for user_id in (42, 1234):  # "=42" would decode as "B" if the link were not escaped
         message = outgoing(user_id=user_id, delivery_id=user_id, headline=headline, event_body=body)
         raw, _ = smtp_email.build_email(message, email_from)
         link = unsubscribe.Unsubscribe(URL + "?from=alert&v=1", SECRET).link(user_id)

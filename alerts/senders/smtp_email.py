@@ -43,6 +43,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
+from html import escape
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from alerts import templates
@@ -184,6 +185,9 @@ def local_hostname() -> str:
 
 
 REFERENCE_MARK = "reference-mark-5f3a9c1e7b"  # ASCII, kept as it is by 7bit and 8bit transfer encodings
+LINK_MARK = "unsubscribe-mark-5f3a9c1e7b"  # where the recipient's unsubscribe link goes, the same way
+_TRANSFER_ENCODING = re.compile(rb"^Content-Transfer-Encoding:[ \t]*([A-Za-z0-9-]+)", re.MULTILINE | re.IGNORECASE)
+QP_LINE = 75  # characters of a quoted-printable line before its soft break '=' (RFC 2045: at most 76)
 
 
 @lru_cache(maxsize=128)
@@ -202,18 +206,60 @@ def shared_part(message: OutgoingMessage, email_from: EmailFrom) -> bytes:
     """The message without its own headers. Building a MIME message costs about 2 ms, which at
     hundreds of emails a second would be the runner's main work, and the recipients of one event
     differ only by the footer's reference: so the part is built once per event with a mark where
-    the reference goes, and the mark replaced per recipient. When the text's transfer encoding did
-    not keep the mark as it is (base64), the part is built for this message alone; so it is when
-    the footer carries the recipient's own unsubscribe link (its '=' would need quoted-printable's
-    encoding where the email package chose it)."""
+    the reference goes (and one where the recipient's unsubscribe link goes), and the marks
+    replaced per recipient (personalize()). When a part's transfer encoding did not keep a mark as
+    it is (base64), the part is built for this message alone."""
     subject = templates.email_subject(message)
-    if templates.unsubscribe_link(message) is None:
-        marked = event_part(subject, templates.email_text(message, REFERENCE_MARK),
-                            templates.email_html(message, REFERENCE_MARK), email_from.header())
-        if marked.count(REFERENCE_MARK.encode()) == 2:
-            return marked.replace(REFERENCE_MARK.encode(), templates.reference(message).encode())
+    link = templates.unsubscribe_link(message)
+    link_mark = LINK_MARK if link is not None else None
+    marked = event_part(subject, templates.email_text(message, REFERENCE_MARK, unsubscribe_text=link_mark),
+                        templates.email_html(message, REFERENCE_MARK, unsubscribe_text=link_mark), email_from.header())
+    personal = personalize(marked, templates.reference(message), link)
+    if personal is not None:
+        return personal
     return event_part.__wrapped__(subject, templates.email_text(message), templates.email_html(message),
                                   email_from.header())
+
+
+def personalize(marked: bytes, reference: str, link: str | None) -> bytes | None:
+    """The event's part with the recipient's reference and unsubscribe link in place of the marks,
+    the link encoded as each part's transfer encoding wants it (the text part's first, the HTML
+    part's second, escaped as HTML); None when a mark did not survive its encoding as it is."""
+    if marked.count(REFERENCE_MARK.encode()) != 2:
+        return None
+    personal = marked.replace(REFERENCE_MARK.encode(), reference.encode())
+    if link is None:
+        return personal
+    encodings = [match.group(1).decode("ascii").lower() for match in _TRANSFER_ENCODING.finditer(personal)]
+    pieces = personal.split(LINK_MARK.encode())
+    if len(pieces) != 3 or len(encodings) != 2:
+        return None
+    result = pieces[0]
+    for piece, value, encoding in zip(pieces[1:], (link, escape(link, quote=True)), encodings, strict=True):
+        encoded = link_in(value, encoding)
+        if encoded is None:
+            return None
+        result += encoded + piece
+    return result
+
+
+def link_in(value: str, encoding: str) -> bytes | None:
+    """An ASCII link (alerts.unsubscribe refuses anything else) as it stands in a part of that transfer
+    encoding: as it is in 7bit and 8bit; in quoted-printable with '=' escaped and on lines of its own
+    between soft line breaks, so that no line grows past 76 characters; None for base64."""
+    if encoding in ("7bit", "8bit"):
+        return value.encode("ascii")
+    if encoding != "quoted-printable":
+        return None
+    escaped = value.replace("=", "=3D")
+    lines, start = [], 0
+    while start < len(escaped):
+        end = min(start + QP_LINE, len(escaped))
+        while end < len(escaped) and "=" in escaped[end - 2:end]:  # never split an =3D escape
+            end -= 1
+        lines.append(escaped[start:end])
+        start = end
+    return ("=\r\n" + "=\r\n".join(lines) + "=\r\n").encode("ascii")
 
 
 def build_email(message: OutgoingMessage, email_from: EmailFrom) -> tuple[bytes, str]:
