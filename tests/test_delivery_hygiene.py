@@ -6,11 +6,13 @@ import hashlib
 import hmac
 import json
 import re
+import uuid
 from email import message_from_bytes, policy
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from alerts import message_settings, templates, unsubscribe
 from alerts.senders import smtp_email
@@ -376,3 +378,55 @@ def test_a_bounce_recorded_by_email_address_is_case_blind(conn, db_url):
     with FakeSmtpServer() as smtp:
         _phase_c(db_url, _smtp_env(smtp))
         assert smtp.handler.rcpt_attempts == ["u1@example.com"]
+
+
+# --- who may call what ---------------------------------------------------------------------------
+
+@pytest.fixture
+def login_in(admin_url: str, db_url: str):  # noqa: ANN201 - yields a factory
+    """login_in(group) -> URL of a fresh LOGIN role that is a member of group."""
+    created: list[str] = []
+
+    def make(group: str) -> str:
+        name = f"alerts_test_hyg_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(name),
+                                                                            sql.Identifier(group)))
+        created.append(name)
+        return db_url.replace("://postgres@", f"://{name}@", 1)
+
+    yield make
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        for name in created:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _refused(url: str, statement: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            conn.execute(statement)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+    return False
+
+
+def test_the_host_role_unsubscribes_and_records_bounces_and_nothing_more(conn, login_in):
+    (user,) = _users(conn, 1, ("email",))
+    conn.execute("SELECT alerts_set_unsubscribe_secret(%s)", [SECRET])
+    host, runner, readonly = login_in("alerts_host"), login_in("alerts_runner"), login_in("alerts_readonly")
+    token = unsubscribe.Unsubscribe(URL, SECRET).token(user, "email")
+    with psycopg.connect(host, autocommit=True) as web:
+        assert web.execute("SELECT alerts_unsubscribe(%s)", [token]).fetchone()[0]["ok"] is True
+        assert web.execute("SELECT alerts_record_bounce('sms', '+15550000001', 'STOP')").fetchone()[0]["ok"] is True
+    for statement in ("SELECT alerts_unsuppress('sms', '+15550000001')", "SELECT * FROM alerts_secrets",
+                      "SELECT * FROM alerts_suppressions", "SELECT * FROM claim_deliveries(1)",
+                      "SELECT alerts_set_unsubscribe_secret('x' || repeat('y', 20))"):
+        assert _refused(host, statement), statement
+    for statement in ("SELECT alerts_unsubscribe('1.email.x')", "SELECT alerts_record_bounce('sms', '+1555', 'x')",
+                      "SELECT * FROM alerts_secrets", "SELECT alerts_set_unsubscribe_secret('x' || repeat('y', 20))",
+                      "SELECT alerts_unsuppress('sms', '+15550000001')"):
+        assert _refused(runner, statement), statement
+    assert _refused(readonly, "SELECT * FROM alerts_secrets")
+    with psycopg.connect(readonly, autocommit=True) as dashboard:
+        assert dashboard.execute("SELECT alerts_suppression_status()").fetchone()[0]["suppressed_destinations"] == {
+            "sms": 1}
