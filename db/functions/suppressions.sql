@@ -67,6 +67,7 @@ RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET jit = off
 AS $$
 -- Guarantees: the destinations of the given deliveries (kind 'delivery') or digests ('digest')
 -- that are still 'sending' under the caller's claim token are suppressed with the provider's
@@ -89,12 +90,12 @@ BEGIN
         SELECT d.user_id, d.channel, c.reason
           FROM unnest(ids, claim_tokens, reasons) AS c (id, token, reason)
           JOIN user_alert_deliveries d ON d.id = c.id AND d.claim_token = c.token AND d.status = 'sending'
-         WHERE kind = 'delivery'
+         WHERE kind = 'delivery' AND d.id = ANY (ids)  -- by primary key, whatever the statistics say
         UNION ALL
         SELECT g.user_id, g.channel, c.reason
           FROM unnest(ids, claim_tokens, reasons) AS c (id, token, reason)
           JOIN alert_digests g ON g.id = c.id AND g.claim_token = c.token AND g.status = 'sending'
-         WHERE kind = 'digest'
+         WHERE kind = 'digest' AND g.id = ANY (ids)
     ),
     destinations AS (
         SELECT DISTINCT ON (h.channel, key) h.channel, key,
@@ -120,6 +121,7 @@ RETURNS TABLE (id bigint, reason text)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET jit = off
 AS $$
 -- Guarantees: of the given deliveries (kind 'delivery') or digests ('digest') still 'sending'
 -- under the caller's claim token, those whose user unsubscribed from the channel or whose
@@ -136,17 +138,20 @@ BEGIN
         RAISE EXCEPTION 'alerts_claims_to_skip: ids and claim_tokens must have the same length'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM alerts_suppressions) AND NOT EXISTS (SELECT 1 FROM alerts_channel_optouts) THEN
+        RETURN;  -- nothing suppressed, nobody unsubscribed: no look-up per row
+    END IF;
     RETURN QUERY
     WITH held AS (
         SELECT d.id::bigint AS id, d.user_id::bigint AS user_id, d.channel
           FROM unnest(ids, claim_tokens) AS c (id, token)
           JOIN user_alert_deliveries d ON d.id = c.id AND d.claim_token = c.token AND d.status = 'sending'
-         WHERE kind = 'delivery'
+         WHERE kind = 'delivery' AND d.id = ANY (ids)  -- by primary key, whatever the statistics say
         UNION ALL
         SELECT g.id::bigint, g.user_id::bigint, g.channel
           FROM unnest(ids, claim_tokens) AS c (id, token)
           JOIN alert_digests g ON g.id = c.id AND g.claim_token = c.token AND g.status = 'sending'
-         WHERE kind = 'digest'
+         WHERE kind = 'digest' AND g.id = ANY (ids)
     ),
     blocked AS (
         SELECT h.id, h.channel, o.user_id AS optout_user, s.destination AS suppressed,
