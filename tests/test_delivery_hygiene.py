@@ -430,3 +430,26 @@ def test_the_host_role_unsubscribes_and_records_bounces_and_nothing_more(conn, l
     with psycopg.connect(readonly, autocommit=True) as dashboard:
         assert dashboard.execute("SELECT alerts_suppression_status()").fetchone()[0]["suppressed_destinations"] == {
             "sms": 1}
+
+
+def test_digests_are_skipped_for_an_unsubscribed_user_and_suppress_an_unknown_mailbox(conn, db_url):
+    seed.plan(conn, "personal", delivery_config={"email": {"enabled": True, "digest": True}})
+    leaving = seed.user(conn, plan_code="personal", email="leaving@example.com")
+    gone = seed.user(conn, plan_code="personal", email="gone@example.com")
+    for user in (leaving, gone):
+        seed.pref(conn, user)
+    _alert(conn, "Digest member")
+    conn.execute("UPDATE user_alert_deliveries SET created_at = created_at - interval '1 day'")
+    conn.execute("SELECT alerts_phase_d()")
+    conn.execute("SELECT alerts_set_unsubscribe_secret(%s)", [SECRET])
+    token = unsubscribe.Unsubscribe(URL, SECRET).token(leaving, "email")
+    assert conn.execute("SELECT alerts_unsubscribe(%s)", [token]).fetchone()[0]["ok"] is True
+    with FakeSmtpServer() as smtp:
+        smtp.handler.refuse["gone@example.com"] = "550 5.1.1 No such user"
+        counts = _phase_c(db_url, _smtp_env(smtp))
+        assert smtp.handler.rcpt_attempts == ["gone@example.com"]
+    assert counts["skipped_unsubscribed_or_suppressed"] == 1 and counts["destinations_suppressed"] == 1
+    digests = dict(conn.execute("SELECT user_id, status FROM alert_digests").fetchall())
+    assert digests == {leaving: "skipped", gone: "failed"}
+    assert _statuses(conn, "Digest member")[leaving][0] == "skipped"
+    assert _suppressions(conn) == [("email", "gone@example.com", "provider")]
