@@ -45,6 +45,7 @@ from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
 from alerts.senders import build_sender, channels
 from alerts.shutdown import DEFAULT_GRACE_SECONDS, STOP
 from alerts.status import status_report
+from alerts.unsubscribe import secret_from_env, store_secret, warn_if_secret_differs
 from alerts.watch import settings_from_env, watch
 
 log = logging.getLogger("alerts")
@@ -171,16 +172,18 @@ def run(args: argparse.Namespace) -> int:
     sends = args.watch or ("c" in phases and not args.dry_run)
     sender = build_sender(os.environ.get("ALERTS_SENDER")) if sends else None
     if sender is not None:
-        current_settings()  # ALERTS_PREFERENCES_URL checked before anything is claimed
+        current_settings()  # ALERTS_PREFERENCES_URL and the unsubscribe link checked before anything is claimed
+    unsubscribe_secret = secret_from_env(os.environ)
 
     if args.preflight:
         return preflight(url)
     if args.watch:
         assert sender is not None
         try:
-            if args.migrate:
-                with connect(url) as conn:
-                    emit(migrate.deploy(conn))
+            with connect(url) as conn:
+                if args.migrate:
+                    emit({**migrate.deploy(conn), **store_secret(conn, unsubscribe_secret)})
+                warn_if_secret_differs(conn, unsubscribe_secret)
             grace = positive_float_env("ALERTS_STOP_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
             emit(watch(settings_from_env(url, batch_size, max_send), sender, grace))
         finally:
@@ -192,12 +195,14 @@ def run(args: argparse.Namespace) -> int:
             emit(report)
             return EXIT_FAILURE if report["pending"] else EXIT_OK
         if args.migrate:
-            emit(migrate.deploy(conn, dry_run=args.dry_run))
+            deployed = migrate.deploy(conn, dry_run=args.dry_run)
+            emit(deployed if args.dry_run else {**deployed, **store_secret(conn, unsubscribe_secret)})
         if not (phases or args.status or args.prune):
             return EXIT_OK
         if not schema_ready(conn):
             emit({"skipped": True, "reason": MIGRATION_RUNNING, "phases": phases})
             return EXIT_OK
+        warn_if_secret_differs(conn, unsubscribe_secret)
         if args.prune:
             emit(prune(conn, positive_int_env("ALERTS_RETENTION_DAYS", DEFAULT_RETENTION_DAYS), args.dry_run))
         if args.dry_run:
@@ -234,9 +239,11 @@ def run(args: argparse.Namespace) -> int:
 
 def preflight(url: str) -> int:
     """Database reachable, schema deployed, every channel's settings well-formed; nothing sent."""
+    one_click = current_settings().unsubscribe
     report: dict[str, object] = {"preflight": "ok", "sender": os.environ.get("ALERTS_SENDER") or "providers",
                                  "channels": channels.check_config(os.environ),
-                                 "preferences_url": current_settings().preferences_url}
+                                 "preferences_url": current_settings().preferences_url,
+                                 "unsubscribe_url": one_click.url if one_click else None}
     with connect(url) as conn:
         check_schema(conn)
         row = conn.execute("SELECT current_database(), current_setting('server_version')").fetchone()

@@ -21,6 +21,11 @@ The run stops handing messages to providers when it is asked to (a stop signal: 
 before every message) or when sending is paused (an exclusive holder of Phase C's lock: checked
 before every claim and every record, one round trip each, and inside every claim's transaction):
 it then records what it sent and releases the rest.
+
+A claimed row whose user unsubscribed from the channel, or whose destination is suppressed (a
+provider said it is gone for good), is recorded skipped with the reason and never reaches the
+provider: one look-up per claim (alerts_claims_to_skip). A provider's answer that the destination
+is gone suppresses it (alerts_record_suppressions) before the row's outcome is recorded.
 """
 
 import logging
@@ -47,10 +52,11 @@ from alerts.delivery_common import (
     file_result,
     lease_over,
     make_durable,
+    mark_skips,
     record,
+    skip_reason,
     stamp_lease,
 )
-from alerts.destinations import destination_problem
 from alerts.failures import describe
 from alerts.secrets import mask_text
 from alerts.senders.base import Sender, SendResult
@@ -139,6 +145,7 @@ def drain(db: Database, queue: Queue, sender: Sender, batch_size: int, max_send:
         guard.check_paused()
         rows = db.rows(queue.claim, [min(batch_size, max_send - counts.claimed), channels])
         stamp_lease(rows, lease_seconds)
+        mark_skips(db, queue, rows, counts)
         queue.prepare(db, rows)
         if not rows:
             return
@@ -210,14 +217,12 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
             break
         row_id = int(row[queue.id_column])
         token = outcomes.unsent[row_id]
-        problem = destination_problem(row["channel"], row["destination"])
+        problem = skip_reason(row)
         if lease_over(row):  # stays unsent: released, fenced by its claim token
             counts.lease_expired += 1
             continue
         if problem:
             outcomes.skipped.append((row_id, token, problem))
-        elif row.get("items") == []:
-            outcomes.skipped.append((row_id, token, "digest has no queued member left"))
         else:
             message = queue.render(row)
             outcomes.in_flight[row_id] = outcomes.unsent.pop(row_id)

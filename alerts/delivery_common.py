@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 
 from alerts.db import connect, one_line
+from alerts.destinations import destination_problem
 from alerts.event_facts import attach_to_deliveries, attach_to_digests
 from alerts.failures import retry_transient
 from alerts.locks import SENDING_OPEN
@@ -31,6 +32,7 @@ class Queue:
     element, and in binary it does so in C, which matters at one call per batch of hundreds of rows."""
 
     id_column: str
+    kind: str  # 'delivery' or 'digest', as the suppression functions name it
     claim: str
     count_due: str
     render: Callable[[dict], OutgoingMessage]
@@ -42,6 +44,16 @@ class Queue:
     # gives the claimed rows what their messages say beyond the claim (alerts.event_facts)
     prepare: Callable[["Database", list[dict]], None] = lambda db, rows: None
 
+    @property
+    def to_skip(self) -> str:
+        """The claimed rows to skip (user unsubscribed, destination suppressed), with the reason."""
+        return f"SELECT id, reason FROM alerts_claims_to_skip('{self.kind}', %b, %b)"
+
+    @property
+    def suppress(self) -> str:
+        """Suppress the destinations of claimed rows whose provider said they are gone for good."""
+        return f"SELECT alerts_record_suppressions('{self.kind}', %b, %b, %b)"
+
 
 # Every claim takes Phase C's lock in shared mode in its own transaction; while a DBA holds it
 # exclusively (the pause switch) the claim function is not even called (a one-time filter).
@@ -49,6 +61,7 @@ PAUSE_GATE = f" WHERE (SELECT {SENDING_OPEN})"
 
 DELIVERIES = Queue(
     id_column="delivery_id",
+    kind="delivery",
     # only the columns render() and send_batch() read: each column returned costs a conversion a row
     claim="SELECT delivery_id, claim_token, user_id, channel, destination, attempts, alert_event_id, alert_type,"
           " severity, scope_region, scope_assets, headline, body, event_created_at FROM claim_deliveries(%s, %s)"
@@ -64,6 +77,7 @@ DELIVERIES = Queue(
 )
 DIGESTS = Queue(
     id_column="digest_id",
+    kind="digest",
     claim="SELECT * FROM claim_digests(%s, %s)" + PAUSE_GATE,
     count_due="SELECT count_due_digests(%s, %s)",
     render=render_digest,
@@ -79,6 +93,7 @@ QUEUES = (DELIVERIES, DIGESTS)
 
 LEASE_USE = 0.8  # a claimed row is handed to a provider only within the first 80 % of its lease
 LEASE_ENDS = "_lease_ends"  # where a claimed row carries that moment, on this process's monotonic clock
+SKIP_REASON = "_skip_reason"  # where a claimed row carries why it is skipped unsent (unsubscribed, suppressed)
 
 
 def stamp_lease(rows: list[dict], lease_seconds: float) -> None:
@@ -103,6 +118,10 @@ class DeliveryCounts:
     failed: int = 0
     requeued: int = 0
     deliveries_skipped: int = 0
+    # of the claimed rows, those skipped unsent: the user unsubscribed from the channel or the destination is suppressed
+    skipped_unsubscribed_or_suppressed: int = 0
+    # destinations a provider answered are gone for good this run: later deliveries to them are skipped
+    destinations_suppressed: int = 0
     released: int = 0
     batches: int = 0
     digests_sent: int = 0
@@ -143,6 +162,7 @@ class BatchOutcomes:
     failed: list[tuple[int, int, str]] = field(default_factory=list)
     requeued: list[tuple[int, int, str]] = field(default_factory=list)
     skipped: list[tuple[int, int, str]] = field(default_factory=list)
+    suppressed: list[tuple[int, int, str]] = field(default_factory=list)  # destination gone: the provider's answer
     unsent: dict[int, int] = field(default_factory=dict)  # never handed to a provider: id -> claim_token
     in_flight: dict[int, int] = field(default_factory=dict)  # handed to a provider, no answer yet
 
@@ -236,6 +256,8 @@ def file_result(outcomes: BatchOutcomes, row_id: int, token: int, result: SendRe
     error = mask_text(result.error or "no reason given")
     counts.errors_by_channel[channel] = counts.errors_by_channel.get(channel, 0) + 1
     if result.outcome is Outcome.PERMANENT:
+        if result.suppress:
+            outcomes.suppressed.append((row_id, token, mask_text(result.suppress)))
         outcomes.failed.append((row_id, token, error))
     else:
         outcomes.requeued.append((row_id, token, error))
@@ -245,7 +267,12 @@ def record(db: Database, queue: Queue, outcomes: BatchOutcomes, counts: Delivery
            release_unsent: bool = True) -> None:
     """Write the outcomes gathered so far and forget them; each function changes only rows still
     held by the claim named by their token, and what it did not change is counted as stale. With
-    release_unsent, the rows never handed to a provider go back to 'queued'."""
+    release_unsent, the rows never handed to a provider go back to 'queued'. Destinations a provider
+    said are gone are suppressed first, while their rows are still held by the claim."""
+    if outcomes.suppressed:
+        ids, tokens, reasons = (list(column) for column in zip(*outcomes.suppressed, strict=True))
+        counts.destinations_suppressed += db.scalar(queue.suppress, [ids, tokens, reasons])
+        outcomes.suppressed.clear()
     calls = (
         (queue.mark_sent, outcomes.sent, "sent"),
         (queue.mark_failed, outcomes.failed, "failed"),
@@ -283,3 +310,29 @@ def _count_stale(counts: DeliveryCounts, outcome: str, stale: int, queue: Queue)
         counts.stale_sent += stale
     log.warning("%s %s outcomes were stale and changed nothing: the rows were claimed again after their lease "
                 "ended%s", stale, outcome, " (those messages may go out twice)" if outcome == "sent" else "")
+
+
+def mark_skips(db: Database, queue: Queue, rows: list[dict], counts: DeliveryCounts) -> None:
+    """Note on each claimed row whose user unsubscribed from the channel, or whose destination is
+    suppressed, why it is skipped instead of sent (one round trip for the claim)."""
+    if not rows:
+        return
+    ids = [int(row[queue.id_column]) for row in rows]
+    tokens = [int(row["claim_token"]) for row in rows]
+    reasons = {int(r["id"]): str(r["reason"]) for r in db.rows(queue.to_skip, [ids, tokens])}
+    if not reasons:
+        return
+    for row in rows:
+        reason = reasons.get(int(row[queue.id_column]))
+        if reason is not None:
+            row[SKIP_REASON] = reason
+    counts.skipped_unsubscribed_or_suppressed += len(reasons)
+
+
+def skip_reason(row: dict) -> str | None:
+    """Why a claimed row is recorded skipped instead of sent, or None: unsubscribed, suppressed, no
+    usable destination, or a digest left without members."""
+    reason = row.get(SKIP_REASON) or destination_problem(row["channel"], row["destination"])
+    if reason is None and row.get("items") == []:
+        return "digest has no queued member left"
+    return reason
