@@ -2,7 +2,7 @@
 """Alerts v2 runner: calls the pipeline's stored functions and sends Phase C's messages.
 
     python runner.py --phase a|b|c|d|all [--dry-run] [--batch-size N]
-    python runner.py --migrate [--dry-run]
+    python runner.py --migrate [--dry-run | --check]   # --check: exit 1 while changes are pending
     python runner.py --status        # queue health as JSON; exit 1 when a threshold is crossed
     python runner.py --prune         # delete sent/skipped deliveries and runs older than the retention
     python runner.py --watch         # long-running: run the phases as soon as rows arrive (docs/watch-mode.md)
@@ -38,6 +38,7 @@ from alerts.errors import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_STOPPED,
+    AlertsError,
     ChannelUnavailableError,
     UsageError,
 )
@@ -48,6 +49,7 @@ from alerts.phases import dry_run_all, run_phase_c, run_sql_phase
 from alerts.senders import build_sender, channels
 from alerts.shutdown import DEFAULT_GRACE_SECONDS, STOP
 from alerts.status import status_report
+from alerts.unsubscribe import secret_from_env, store_secret, warn_if_secret_differs
 from alerts.watch import settings_from_env, watch
 
 log = logging.getLogger("alerts")
@@ -56,6 +58,7 @@ PHASE_ORDER = {"a": ["a"], "b": ["b"], "c": ["c"], "d": ["d"], "all": ["a", "b",
 DEFAULT_MAX_SEND = 1000
 WATCH_MAX_SEND = 10_000  # per Phase C call of a watcher, which calls again at once while more are due
 DEFAULT_RETENTION_DAYS = 90
+MIGRATION_RUNNING = "migration_running"  # why a run skipped: a deploy holds alerts_v2_migrate, the schema is behind
 PRUNE_BATCH = 5000  # rows a prune statement deletes; halved for the run when a statement_timeout cancels one
 
 
@@ -74,7 +77,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="change nothing, send nothing; report what a real run would do")
     parser.add_argument("--batch-size", type=int, default=None,
                         help=f"deliveries claimed per batch in Phase C (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--migrate", action="store_true", help="deploy the schema (db/migrations) first")
+    parser.add_argument("--migrate", action="store_true",
+                        help="deploy the schema changes the database does not have yet (db/migrations) first")
+    parser.add_argument("--check", action="store_true",
+                        help="with --migrate: list the pending changes, deploy nothing; exit 1 when any are pending")
     parser.add_argument("--status", action="store_true",
                         help="print queue health as JSON; exit 1 when a threshold is crossed")
     parser.add_argument("--preflight", action="store_true",
@@ -87,6 +93,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="print alerts_explain(): whether the user is eligible for the alert event, every "
                              "rule that decided it, and the deliveries made")
     args = parser.parse_args(argv)
+    if args.check and not args.migrate:
+        parser.error("--check goes with --migrate: `runner.py --migrate --check`")
     if not (args.phase or args.migrate or args.status or args.prune or args.preflight or args.watch
             or args.explain):
         parser.error("nothing to do: give --phase a|b|c|d|all, --watch, --migrate, --status, --prune, --preflight "
@@ -95,6 +103,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--explain runs alone")
     if args.watch and (args.phase or args.dry_run or args.status or args.prune or args.preflight):
         parser.error("--watch runs every phase itself; combine it with --migrate or --batch-size only")
+    if args.check and (args.phase or args.dry_run or args.status or args.prune or args.preflight or args.watch):
+        parser.error("--migrate --check only reports pending changes; run it on its own")
     if args.batch_size is not None and not 1 <= args.batch_size <= 10000:
         parser.error(f"--batch-size must be between 1 and 10000, got {args.batch_size}")
     return args
@@ -147,8 +157,22 @@ def database_url() -> str:
 
 def emit(counts: dict[str, object]) -> None:
     print(json.dumps(counts, sort_keys=True), flush=True)
-    if counts.get("skipped") is True:
+    if counts.get("skipped") is True and counts.get("reason") == MIGRATION_RUNNING:
+        log.info("skipped: a --migrate is deploying changes this release needs; the next run goes on")
+    elif counts.get("skipped") is True:
         log.info("phase %s skipped: its lock is held by another run", counts.get("phase"))
+
+
+def schema_ready(conn: psycopg.Connection) -> bool:
+    """Whether the schema this release calls is deployed. While a --migrate deploys it, False (the
+    run skips, exit 0); with no deploy running, the one-line error of check_schema()."""
+    try:
+        check_schema(conn)
+    except AlertsError:
+        if migrate.migration_running(conn):
+            return False
+        check_schema(conn)  # a deploy that ended just now has made it whole; otherwise the error stands
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,7 +208,8 @@ def run_command_of(args: argparse.Namespace, url: str) -> int:
     sends = args.watch or ("c" in phases and not args.dry_run)
     sender = build_sender(os.environ.get("ALERTS_SENDER")) if sends else None
     if sender is not None:
-        current_settings()  # ALERTS_PREFERENCES_URL checked before anything is claimed
+        current_settings()  # ALERTS_PREFERENCES_URL and the unsubscribe link checked before anything is claimed
+    unsubscribe_secret = secret_from_env(os.environ)
 
     if args.preflight:
         return preflight(url)
@@ -197,9 +222,10 @@ def run_command_of(args: argparse.Namespace, url: str) -> int:
             metrics.attach_database(url, connect)
             server = metrics.serve(*serving)
         try:
-            if args.migrate:
-                with connect(url) as conn:
-                    emit(migrate.deploy(conn))
+            with connect(url) as conn:
+                if args.migrate:
+                    emit({**migrate.deploy(conn), **store_secret(conn, unsubscribe_secret)})
+                warn_if_secret_differs(conn, unsubscribe_secret)
             grace = positive_float_env("ALERTS_STOP_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
             emit(watch(settings_from_env(url, batch_size, max_send), sender, grace))
         finally:
@@ -208,11 +234,19 @@ def run_command_of(args: argparse.Namespace, url: str) -> int:
                 server.shutdown()
         return EXIT_STOPPED
     with connect(url) as conn:
+        if args.migrate and args.check:
+            report = migrate.check(conn)
+            emit(report)
+            return EXIT_FAILURE if report["pending"] else EXIT_OK
         if args.migrate:
-            emit(migrate.deploy(conn, dry_run=args.dry_run))
+            deployed = migrate.deploy(conn, dry_run=args.dry_run)
+            emit(deployed if args.dry_run else {**deployed, **store_secret(conn, unsubscribe_secret)})
         if not (phases or args.status or args.prune):
             return EXIT_OK
-        check_schema(conn)
+        if not schema_ready(conn):
+            emit({"skipped": True, "reason": MIGRATION_RUNNING, "phases": phases})
+            return EXIT_OK
+        warn_if_secret_differs(conn, unsubscribe_secret)
         if args.prune:
             emit(prune(conn, positive_int_env("ALERTS_RETENTION_DAYS", DEFAULT_RETENTION_DAYS), args.dry_run))
         if args.dry_run:
@@ -249,9 +283,11 @@ def run_command_of(args: argparse.Namespace, url: str) -> int:
 
 def preflight(url: str) -> int:
     """Database reachable, schema deployed, every channel's settings well-formed; nothing sent."""
+    one_click = current_settings().unsubscribe
     report: dict[str, object] = {"preflight": "ok", "sender": os.environ.get("ALERTS_SENDER") or "providers",
                                  "channels": channels.check_config(os.environ),
-                                 "preferences_url": current_settings().preferences_url}
+                                 "preferences_url": current_settings().preferences_url,
+                                 "unsubscribe_url": one_click.url if one_click else None}
     with connect(url) as conn:
         check_schema(conn)
         row = conn.execute("SELECT current_database(), current_setting('server_version')").fetchone()

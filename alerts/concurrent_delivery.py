@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from alerts import metrics
 from alerts.db import one_line
-from alerts.delivery import (
+from alerts.delivery_common import (
     BatchOutcomes,
     Database,
     DeliveryCounts,
@@ -44,10 +44,11 @@ from alerts.delivery import (
     file_result,
     lease_over,
     make_durable,
+    mark_skips,
     record,
+    skip_reason,
     stamp_lease,
 )
-from alerts.destinations import destination_problem
 from alerts.senders.base import Sender, SendResult
 from alerts.senders.channels import ChannelUnavailable, TurnNotYet
 
@@ -221,6 +222,7 @@ def fill(db: Database, queue_def: Queue, sender: Sender, lanes: list[Lane], work
         guard.check_paused()
         rows = db.rows(queue_def.claim, [wanted, [lane.channel] if lane.channel else None])
         stamp_lease(rows, lease_seconds)
+        mark_skips(db, queue_def, rows, counts)
         queue_def.prepare(db, rows)
         lane.exhausted = len(rows) < wanted
         counts.claimed += len(rows)
@@ -239,12 +241,9 @@ class Work:
 
 def dispatch(lane: Lane, queue_def: Queue, row: dict, work: Work) -> None:
     row_id, token = int(row[queue_def.id_column]), int(row["claim_token"])
-    problem = destination_problem(row["channel"], row["destination"])
+    problem = skip_reason(row)
     if problem:
         work.outcomes.skipped.append((row_id, token, problem))
-        metrics.message(row["channel"], "skipped")
-    elif row.get("items") == []:
-        work.outcomes.skipped.append((row_id, token, "digest has no queued member left"))
         metrics.message(row["channel"], "skipped")
     else:
         lane.pending += 1

@@ -30,6 +30,8 @@ REQUIRED_FUNCTIONS = (
     "reclaim_expired_digests()",
     "alerts_lease_seconds()",
     "alerts_reserve_send_slots(text,text[],double precision,double precision)",
+    "alerts_claims_to_skip(text,bigint[],bigint[])",
+    "alerts_record_suppressions(text,bigint[],bigint[],text[])",
 )
 
 

@@ -3,7 +3,7 @@ happened and what to do, an exit code per kind, and the bounded retry of the tra
 
 psycopg raises OperationalError for a lost connection and also for a statement timeout, a lock
 timeout, a cancel, a deadlock, a serialization failure and a backend ended by the server or a
-DBA; the runner reports each for what it is (README, "Running it")."""
+DBA; the runner reports each for what it is (docs/operations.md, "When a run fails")."""
 
 import logging
 import random

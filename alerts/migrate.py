@@ -1,16 +1,17 @@
-"""Deploys db/migrations/sqitch.plan without Perl or psql.
+"""Deploys db/migrations/sqitch.plan without Perl or psql, as `sqitch deploy` does.
 
-Runs every change's deploy script in plan order, each exactly as `sqitch deploy`
-would hand it to psql (autocommit; the script holds its own BEGIN/COMMIT), with
-psql's `\\ir` includes expanded. A script that is one transaction (BEGIN first,
-COMMIT last) is sent in one piece; any other script runs statement by statement, as
-psql runs it, so it may hold several transactions, `CREATE INDEX CONCURRENTLY`, a
-`DO` block that commits between batches, and psql's `\\gexec` (each value of the
-query's result is run as a statement). Deploy scripts are idempotent, so this path
-and Sqitch can follow each other in any order. It keeps no registry of its own:
-Sqitch's registry (schema `sqitch`) is Sqitch's alone.
+Runs the deploy script of every change the registry does not record yet (alerts.sqitch_registry:
+Sqitch's own tables and ids), in plan order, each exactly as `sqitch deploy` would hand it to
+psql (autocommit; the script holds its own BEGIN/COMMIT), with psql's `\\ir` includes expanded.
+A script that is one transaction (BEGIN first, COMMIT last) is sent in one piece; any other
+script runs statement by statement, as psql runs it, so it may hold several transactions,
+`CREATE INDEX CONCURRENTLY`, a `DO` block that commits between batches, and psql's `\\gexec`
+(each value of the query's result is run as a statement). Each change is recorded in the
+registry once deployed and verified, so this path and Sqitch follow each other in any order.
 """
 
+import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from alerts import sqitch_plan, sqitch_registry
 from alerts.db import one_line
 from alerts.errors import AlertsError
-from alerts.locks import MIGRATE_LOCK_NAME, lock_key
+from alerts.locks import MIGRATE_LOCK_NAME, PHASE_LOCK_NAMES, lock_key
+from alerts.sqitch_plan import Change, Plan
 
 
 def sql_root() -> Path:
@@ -42,28 +45,13 @@ _INCLUDE = re.compile(r"^\s*\\ir\s+(?P<path>\S+)\s*$")
 _GEXEC = re.compile(r"^\s*\\gexec\s*$")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _TRANSACTION_CONTROL = re.compile(r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
+log = logging.getLogger("alerts")
+
+DEFAULT_WAIT_SECONDS = 120.0  # how long a deploy waits for running phase steps to give their locks up
+DEFAULT_ATTEMPTS = 5  # tries of a change stopped by a lock timeout, a deadlock or a serialization failure
+RETRY_FIRST_SECONDS = 0.5  # the pause before the second try; doubled before each later one
+RETRIED_SQLSTATES = {"55P03", "40P01", "40001"}
 MIN_SERVER_VERSION_NUM = 150000  # the oldest PostgreSQL the test suite runs on (CI: 15 and 18)
-_CHANGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    deploy_script: Path
-
-    @property
-    def script(self) -> str:
-        """The scripts' file name without .sql: the change's name, or name@tag for a version reworked later."""
-        return self.deploy_script.stem
-
-    @property
-    def superseded(self) -> bool:
-        """Whether a later version of the change follows in the plan (this is a name@tag script)."""
-        return self.script != self.name
-
-    @property
-    def verify_script(self) -> Path:
-        return self.deploy_script.parent.parent / "verify" / f"{self.script}.sql"
 
 
 @dataclass(frozen=True)
@@ -74,38 +62,8 @@ class Statement:
 
 
 def read_plan(plan_file: Path = PLAN_FILE) -> list[Change]:
-    """The plan's changes in order; pragmas and comments are ignored. A change that is reworked
-    later in the plan appears once per version, as Sqitch deploys it: each earlier version runs
-    the scripts named for a tag between it and its next version (deploy/name@tag.sql, the first
-    such tag whose file exists, as Sqitch looks for it), the last one deploy/name.sql."""
-    entries: list[tuple[str, int]] = []
-    tags_after: dict[int, list[str]] = {}  # index in entries -> the tags that follow it, in order
-    for number, raw in enumerate(plan_file.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith(("%", "#")):
-            continue
-        if line.startswith("@"):
-            for index in range(len(entries)):
-                tags_after.setdefault(index, []).append(line.split()[0])
-            continue
-        name = line.split()[0]
-        if not _CHANGE_NAME.match(name):
-            raise AlertsError(f"{plan_file}:{number}: cannot read change name {name!r}")
-        entries.append((name, number))
-    deploy_dir = plan_file.parent / "deploy"
-    changes: list[Change] = []
-    for index, (name, number) in enumerate(entries):
-        later = [i for i in range(index + 1, len(entries)) if entries[i][0] == name]
-        if not later:
-            changes.append(Change(name, deploy_dir / f"{name}.sql"))
-            continue
-        between = [tag for tag in tags_after.get(index, []) if tag not in tags_after.get(later[0], [])]
-        if not between:
-            raise AlertsError(f"{plan_file}:{number}: change {name!r} is reworked later but no tag follows it; "
-                              "tag the plan before reworking (sqitch tag)")
-        existing = [tag for tag in between if (deploy_dir / f"{name}{tag}.sql").exists()]
-        changes.append(Change(name, deploy_dir / f"{name}{(existing or between)[0]}.sql"))
-    return changes
+    """The plan's changes in order, each version of a reworked change once (alerts.sqitch_plan)."""
+    return sqitch_plan.read(plan_file).changes
 
 
 def load_script(path: Path) -> str:
@@ -239,37 +197,81 @@ def run_script(conn: psycopg.Connection, sql: str) -> None:
                         conn.execute(str(value).encode("utf-8"))
 
 
-def verifies(conn: psycopg.Connection, change: Change) -> bool:
-    """Whether the change's verify script passes now (run in a transaction that is rolled back)."""
+def verify_error(conn: psycopg.Connection, change: Change) -> str | None:
+    """Why the change's verify script fails now, or None when it passes (run in a transaction
+    that is rolled back)."""
     conn.execute("BEGIN")
     try:
         for statement in split_statements(load_script(change.verify_script)):
             conn.execute(statement.sql.encode("utf-8"))
-        return True
-    except psycopg.Error:
-        return False
+        return None
+    except psycopg.Error as error:
+        return one_line(error)
     finally:
         conn.execute("ROLLBACK")
 
 
+def verifies(conn: psycopg.Connection, change: Change) -> bool:
+    """Whether the change's verify script passes now."""
+    return verify_error(conn, change) is None
+
+
+class MigrateLock:
+    """The locks a deploy holds, all transaction-scoped on a connection of their own and taken by
+    polling (never by waiting in the server), so a deploy can neither deadlock nor hold a snapshot
+    that CREATE INDEX CONCURRENTLY on the deploying connection would wait for: a session blocked
+    in pg_advisory_lock() holds one all the while. Transaction-scoped, so a transaction pooler
+    (PgBouncer) can neither strand them on a server connection nor release them early."""
+
+    def __init__(self, lock_conn: psycopg.Connection, poll_seconds: float) -> None:
+        self._conn = lock_conn
+        self._poll = poll_seconds
+
+    def _try(self, *keys: int) -> bool:
+        taken = sql.SQL(" AND ").join(sql.SQL("pg_try_advisory_xact_lock({})").format(sql.Literal(k)) for k in keys)
+        if self._conn.execute(sql.SQL("SELECT {}").format(taken)).fetchone()[0]:  # type: ignore[index]
+            return True
+        return False
+
+    def take_deploy_locks(self) -> None:
+        """alerts_v2_migrate and the key `sqitch deploy`/`sqitch revert` hold, so runner deploys and
+        Sqitch take turns; waits as long as another deploy runs."""
+        keys = (lock_key(MIGRATE_LOCK_NAME), sqitch_registry.SQITCH_LOCK_KEY)
+        while not self._try(*keys):
+            self._conn.rollback()
+            time.sleep(self._poll)
+
+    def pause_phases(self, wait_seconds: float) -> None:
+        """Every phase's lock, exclusively, in one order (A, B, C, D), each polled until free: runs
+        that start meanwhile skip, running senders stop claiming at their next claim, record what
+        they sent and exit 0 paused. Held until the deploy ends. Raises if a phase keeps its lock."""
+        deadline = time.monotonic() + wait_seconds
+        for phase, name in sorted(PHASE_LOCK_NAMES.items()):
+            while not self._try(lock_key(name)):
+                if time.monotonic() > deadline:
+                    raise AlertsError(f"phase {phase.upper()} kept its lock ({name}) for {wait_seconds:g} s, so "
+                                      "nothing was deployed: run --migrate again, or raise ALERTS_MIGRATE_WAIT_SECONDS")
+                time.sleep(self._poll)
+
+
 @contextmanager
-def migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> Iterator[None]:
-    """Hold alerts_v2_migrate while the scripts run on conn: a transaction-scoped lock, taken by
-    polling on a connection of its own and held in its open transaction. Transaction-scoped, so a
-    transaction pooler (PgBouncer) can neither strand it on a server connection nor release it
-    early; polled and idle in between, so the lock's session holds no snapshot, which CREATE INDEX
-    CONCURRENTLY on conn would otherwise wait for (a session blocked in pg_advisory_lock() holds
-    one all the while: the two would deadlock)."""
-    take = sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(sql.Literal(lock_key(MIGRATE_LOCK_NAME)))
+def migrate_lock(conn: psycopg.Connection, poll_seconds: float = 0.2) -> Iterator[MigrateLock]:
+    """Hold the deploy locks (MigrateLock) while the scripts run on conn."""
     with psycopg.connect(conn.info.dsn, password=conn.info.password, prepare_threshold=None,
                          application_name="alerts_v2_migrate") as lock_conn:
-        while not lock_conn.execute(take).fetchone()[0]:  # type: ignore[index]
-            lock_conn.rollback()
-            time.sleep(poll_seconds)
+        lock = MigrateLock(lock_conn, poll_seconds)
         try:
-            yield
+            lock.take_deploy_locks()
+            yield lock
         finally:
             lock_conn.rollback()
+
+
+def migration_running(conn: psycopg.Connection) -> bool:
+    """Whether a deploy holds alerts_v2_migrate now (a shared try on an autocommit connection)."""
+    key = sql.Literal(lock_key(MIGRATE_LOCK_NAME))
+    row = conn.execute(sql.SQL("SELECT NOT pg_try_advisory_xact_lock_shared({})").format(key)).fetchone()
+    return bool(row and row[0])
 
 
 def require_supported_server(version_num: int) -> None:
@@ -280,27 +282,104 @@ def require_supported_server(version_num: int) -> None:
                           f"{MIN_SERVER_VERSION_NUM // 10000} or newer (15 to 18 are tested); upgrade the server")
 
 
-def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, object]:
-    """Apply every change of the plan; with dry_run only list them. Serialised by an advisory lock."""
+def load_plan() -> Plan:
     if not PLAN_FILE.is_file():
         raise AlertsError(f"{PLAN_FILE} is missing: run from a checkout of the repository or reinstall alerts-v2")
+    return sqitch_plan.read(PLAN_FILE)
+
+
+def pending_changes(conn: psycopg.Connection, plan: Plan) -> tuple[list[Change], Change | None]:
+    """The plan's changes after the newest one the registry records as deployed, and that one
+    (None when the registry records nothing: every change is pending). Refuses a database whose
+    newest change this plan does not hold (deployed by a newer release)."""
+    deployed = sqitch_registry.deployed(conn, plan.project)
+    if not deployed:
+        return plan.changes, None
+    position = plan.index_of(deployed[-1])
+    if position is None:
+        raise AlertsError(f"the database's newest change (id {deployed[-1]}) is not in {PLAN_FILE}: it was deployed "
+                          "by a newer release; deploy with that release, or revert with its Sqitch plan")
+    return plan.changes[position + 1:], plan.changes[position]
+
+
+def _positive_env(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise AlertsError(f"{name}={text!r} is not a positive number of seconds; unset it or give e.g. {default:g}")
+    return value
+
+
+def check(conn: psycopg.Connection) -> dict[str, object]:
+    """What a deploy would apply, read without a lock: the gate of a release pipeline."""
+    plan = load_plan()
+    pending, current = pending_changes(conn, plan)
+    return {"migrate": "check", "current": current.name if current else None,
+            "pending": [change.name for change in pending]}
+
+
+def deploy(conn: psycopg.Connection, *, dry_run: bool = False) -> dict[str, object]:
+    """Apply the plan's pending changes in order and record each in Sqitch's registry; with dry_run
+    only list them. An up-to-date database runs nothing and takes no lock but the deploy locks.
+    Pending changes run with the phases paused (MigrateLock.pause_phases); a change that fails on a
+    lock timeout, a deadlock or a serialization failure is tried again (ALERTS_MIGRATE_ATTEMPTS)."""
+    plan = load_plan()
     require_supported_server(conn.info.server_version)
-    changes = read_plan()
-    scripts = [(change, load_script(change.deploy_script)) for change in changes]
-    names = [change.name for change in changes]
     if dry_run:
-        return {"migrate": "dry_run", "would_apply": names}
+        pending, current = pending_changes(conn, plan)
+        return {"migrate": "dry_run", "current": current.name if current else None,
+                "would_apply": [change.name for change in pending]}
+    wait_seconds = _positive_env("ALERTS_MIGRATE_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)
+    attempts = int(_positive_env("ALERTS_MIGRATE_ATTEMPTS", DEFAULT_ATTEMPTS))
     conn.autocommit = True
-    with migrate_lock(conn):
-        current = {change.name for change in changes if not change.superseded and change.name in
-                   {c.name for c in changes if c.superseded} and verifies(conn, change)}
-        for change, script in scripts:
-            if change.superseded and change.name in current:
-                continue  # its newest version is deployed: running an older one would take it back
-            try:
-                run_script(conn, script)
-            except psycopg.Error as error:
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.execute("ROLLBACK")
-                raise AlertsError(f"migration {change.name} failed: {one_line(error)}") from None
-    return {"migrate": "ok", "applied": names}
+    with migrate_lock(conn) as lock:
+        if not sqitch_registry.exists(conn) or not sqitch_registry.deployed(conn, plan.project):
+            sqitch_registry.create(conn, plan.project)
+        pending, current = pending_changes(conn, plan)
+        if not pending:
+            assert current is not None
+            sqitch_registry.record_new_tags(conn, current)
+            return {"migrate": "ok", "applied": [], "current": current.name}
+        lock.pause_phases(wait_seconds)
+        newest_deployed = _newest_versions_in_place(conn, plan) if current is None else set()
+        for change in pending:
+            if not (change.superseded and change.name in newest_deployed):
+                _apply(conn, change, attempts)
+            sqitch_registry.record_deploy(conn, change)
+    return {"migrate": "ok", "applied": [change.name for change in pending], "current": pending[-1].name}
+
+
+def _newest_versions_in_place(conn: psycopg.Connection, plan: Plan) -> set[str]:
+    """Reworked changes whose newest version already verifies: a database the runner deployed before
+    it kept a registry. Their older versions are recorded, not run: running one would take it back."""
+    reworked = {change.name for change in plan.changes if change.superseded}
+    return {change.name for change in plan.changes
+            if change.name in reworked and not change.superseded and verifies(conn, change)}
+
+
+def _apply(conn: psycopg.Connection, change: Change, attempts: int) -> None:
+    """Run the change's deploy script, then its verify script; a run stopped by a lock timeout, a
+    deadlock or a serialization failure changed nothing (or, statement by statement, is idempotent)
+    and is tried again after a growing pause."""
+    script = load_script(change.deploy_script)
+    for attempt in range(1, attempts + 1):
+        try:
+            run_script(conn, script)
+            break
+        except psycopg.Error as error:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            if error.sqlstate not in RETRIED_SQLSTATES or attempt == attempts:
+                tried = f" (tried {attempt} times)" if attempt > 1 else ""
+                raise AlertsError(f"migration {change.name} failed{tried}: {one_line(error)}") from None
+            pause = RETRY_FIRST_SECONDS * 2 ** (attempt - 1)
+            log.warning("migration %s: %s; another session holds what it needs, trying again in %.1f s "
+                        "(try %s of %s)", change.name, one_line(error), pause, attempt, attempts)
+            time.sleep(pause)
+    failure = verify_error(conn, change)
+    if failure:
+        raise AlertsError(f"migration {change.name} deployed but its verify script fails ({failure}); "
+                          "it is not recorded, so the next --migrate runs it again")

@@ -44,7 +44,8 @@ def render(row: dict[str, object]) -> OutgoingMessage:
 
     key = templates.content_key_of("delivery", alert_type, severity, region, assets, headline, event_body,
                                    detected_at, facts, (), "", None)
-    return message(*templates.texts_for(channel, f"delivery {delivery_id}", current_settings(), key, message))
+    return message(*templates.texts_for(channel, f"delivery {delivery_id}", current_settings(), key, message,
+                                        int(row["user_id"])))  # type: ignore[call-overload]
 
 
 def digest_item(item: dict) -> DigestItem:

@@ -26,9 +26,20 @@ def status_report(conn: psycopg.Connection, limit_of: Callable[[str, int | None]
     breaches.extend(failed_runs(report.get("last_runs")))
     breaches.extend(stalled_phases(conn, report.get("stalled_phases")))
     breaches.extend(watcher_breaches(conn, report, limit_of))
+    report["suppression"] = suppression(conn)
     report["breaches"] = breaches
     report["healthy"] = not breaches
     return report
+
+
+def suppression(conn: psycopg.Connection) -> dict[str, object]:
+    """Suppressed destinations, unsubscribed users and the deliveries skipped for them
+    (alerts_suppression_status()); empty before the schema has them."""
+    deployed = conn.execute("SELECT to_regprocedure('alerts_suppression_status()') IS NOT NULL").fetchone()
+    if not deployed or not deployed[0]:
+        return {}
+    row = conn.execute("SELECT alerts_suppression_status()").fetchone()
+    return dict(row[0]) if row else {}
 
 
 def failed_runs(last_runs: object) -> list[str]:

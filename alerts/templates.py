@@ -23,6 +23,7 @@ import gsm0338  # noqa: F401 - registers the gsm03.38 codec
 
 from alerts.message import NO_FACTS, DigestItem, EventFacts, OutgoingMessage
 from alerts.message_settings import MessageSettings, current_settings
+from alerts.unsubscribe import ONE_CLICK
 
 ALERT_TYPE_LABELS = {
     "HIGH_IMPACT_EVENT": "High-impact event",
@@ -45,6 +46,7 @@ SMS_TEXT_MAX_CHARS = 306  # two GSM-7 segments: where one cannot hold the messag
 DIGEST_ITEMS_SHOWN = {"email": 100, "telegram": 25, "sms": 3}
 ELLIPSIS = "..."
 REFERENCE_MARK = "\x00reference\x00"  # PostgreSQL text cannot hold NUL: never in source text
+UNSUBSCRIBE_MARK = "\x00unsubscribe\x00"  # where an email's own one-click unsubscribe link goes
 CACHE_SIZE = 2048
 
 _WHITESPACE = re.compile(r"\s+")
@@ -225,6 +227,36 @@ def change_preferences(settings: MessageSettings) -> str:
     return "To change or stop these alerts, open the alert preferences in your account."
 
 
+UNSUBSCRIBE_TEXT = "Unsubscribe from these email alerts in one click"
+
+
+def unsubscribe_link(message: OutgoingMessage, settings: MessageSettings | None = None) -> str | None:
+    """The recipient's one-click unsubscribe URL (alerts.unsubscribe), for an email when configured."""
+    return link_for(message.channel, message.user_id, settings or current_settings())
+
+
+def list_unsubscribe_headers(message: OutgoingMessage, settings: MessageSettings | None = None) -> dict[str, str]:
+    """List-Unsubscribe and List-Unsubscribe-Post (RFC 8058) for an email when configured, else none."""
+    link = unsubscribe_link(message, settings)
+    if link is None:
+        return {}
+    return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": ONE_CLICK}
+
+
+def link_for(channel: str, user_id: int | None, settings: MessageSettings) -> str | None:
+    if channel != "email" or settings.unsubscribe is None or user_id is None:
+        return None
+    return settings.unsubscribe.link(user_id, channel)
+
+
+def personal(text: str, reference_text: str, link: str | None, html: bool) -> str:
+    """A marked text with the recipient's reference and unsubscribe link put in."""
+    if html:
+        reference_text, link = escape(reference_text), escape(link or "", quote=True)
+    text = text.replace(REFERENCE_MARK, reference_text)
+    return text.replace(UNSUBSCRIBE_MARK, link or "") if UNSUBSCRIBE_MARK in text else text
+
+
 # --- the cache ------------------------------------------------------------------------------------
 
 _cache: dict[tuple, object] = {}
@@ -278,11 +310,14 @@ def build_email_subject(message: OutgoingMessage, settings: MessageSettings) -> 
 
 
 def email_text(message: OutgoingMessage, reference_text: str | None = None,
-               settings: MessageSettings | None = None) -> str:
-    """The plain-text part; reference_text replaces the footer's reference (a placeholder, so
-    that the rest of the message can be built once for every recipient of an event)."""
-    marked = cached("text", message, settings or current_settings(), build_email_text)
-    return marked.replace(REFERENCE_MARK, reference_text or reference(message))
+               settings: MessageSettings | None = None, unsubscribe_text: str | None = None) -> str:
+    """The plain-text part; reference_text replaces the footer's reference and unsubscribe_text the
+    recipient's unsubscribe link (placeholders, so that the rest of the message can be built once for
+    every recipient of an event)."""
+    settings = settings or current_settings()
+    marked = cached("text", message, settings, build_email_text)
+    return personal(marked, reference_text or reference(message),
+                    unsubscribe_text or unsubscribe_link(message, settings), html=False)
 
 
 def build_email_text(message: OutgoingMessage, settings: MessageSettings) -> str:
@@ -294,7 +329,8 @@ def build_email_text(message: OutgoingMessage, settings: MessageSettings) -> str
         if lead:
             parts.append(lead)
         parts.append("\n".join(f"{label + ':':<8}{text}" for label, text in fact_lines(message)))
-    parts.append(f"--\n{why_you_got_it(message, 'email')}\n{change_preferences(settings)}\n"
+    one_click = f"{UNSUBSCRIBE_TEXT}: {UNSUBSCRIBE_MARK}\n" if settings.unsubscribe else ""
+    parts.append(f"--\n{why_you_got_it(message, 'email')}\n{change_preferences(settings)}\n{one_click}"
                  f"Reference: {REFERENCE_MARK}")
     return "\n\n".join(parts) + "\n"
 
@@ -317,9 +353,11 @@ Reference: {reference}</p>
 
 
 def email_html(message: OutgoingMessage, reference_text: str | None = None,
-               settings: MessageSettings | None = None) -> str:
-    marked = cached("html", message, settings or current_settings(), build_email_html)
-    return marked.replace(REFERENCE_MARK, escape(reference_text or reference(message)))
+               settings: MessageSettings | None = None, unsubscribe_text: str | None = None) -> str:
+    settings = settings or current_settings()
+    marked = cached("html", message, settings, build_email_html)
+    return personal(marked, reference_text or reference(message),
+                    unsubscribe_text or unsubscribe_link(message, settings), html=True)
 
 
 def build_email_html(message: OutgoingMessage, settings: MessageSettings) -> str:
@@ -334,6 +372,8 @@ def build_email_html(message: OutgoingMessage, settings: MessageSettings) -> str
         body = html_paragraphs(lead_text(message)) + "\n" + facts_table(message)
     preferences = (f'Change or stop these alerts: {html_link(settings.preferences_url, settings.preferences_url)}'
                    if settings.preferences_url else escape(change_preferences(settings)))
+    if settings.unsubscribe:
+        preferences += f'<br>\n<a href="{UNSUBSCRIBE_MARK}">{escape(UNSUBSCRIBE_TEXT)}</a>'
     foot = EMAIL_HTML_FOOT.format(why=escape(why_you_got_it(message, "email")), preferences=preferences,
                                   reference=REFERENCE_MARK)
     return head + body.strip() + "\n" + foot
@@ -524,13 +564,13 @@ def channel_texts(message: OutgoingMessage, settings: MessageSettings | None = N
     texts for the channel, built once per event (one cache look-up), with the recipient's reference."""
     settings = settings or current_settings()
     return texts_for(message.channel, reference_text or reference(message), settings, content_key(message),
-                     lambda: message)
+                     lambda: message, message.user_id)
 
 
 def texts_for(channel: str, reference_text: str, settings: MessageSettings, key: tuple,
-              message: Callable[[], OutgoingMessage]) -> tuple[str | None, str, str | None]:
+              message: Callable[[], OutgoingMessage], user_id: int | None = None) -> tuple[str | None, str, str | None]:
     """channel_texts() for the hot path: by content key, building the message (message()) only when
-    the event's texts are not cached yet."""
+    the event's texts are not cached yet; user_id: the recipient, whose unsubscribe link an email carries."""
     cache_key = ("texts", channel, settings, key)  # beside cached()'s ("subject", ...) entries
     texts = _cache.get(cache_key)
     if texts is None:
@@ -540,8 +580,9 @@ def texts_for(channel: str, reference_text: str, settings: MessageSettings, key:
     subject, body, html = texts  # type: ignore[misc]
     if channel != "email":
         return subject, body, html
-    return subject, body.replace(REFERENCE_MARK, reference_text), \
-        html.replace(REFERENCE_MARK, escape(reference_text)) if html is not None else None
+    link = link_for(channel, user_id, settings)
+    return subject, personal(body, reference_text, link, html=False), \
+        personal(html, reference_text, link, html=True) if html is not None else None
 
 
 def build_marked_texts(message: OutgoingMessage, settings: MessageSettings) -> tuple[str | None, str, str | None]:

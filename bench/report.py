@@ -7,7 +7,7 @@ import resource
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "runner_memory",
+CASES = ("phase_b_fanout", "phase_b_rerun", "phase_c_send", "claim_growth", "phase_a", "history_reads", "runner_memory",
          "watch_latency", "watch_faults", "watch_overlap",
          "provider_email", "provider_telegram", "provider_email_451", "provider_split",
          "frozen_sender", "statement_timeout", "sender_processes")

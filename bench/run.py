@@ -12,9 +12,10 @@ engine/baseline pair N times and reports the fastest of each (a noisy machine); 
 SQL files after the deploy (to measure a proposed function before it is in the plan). Prints a table on stdout, progress
 on stderr. Exit 0 when every case ran (1 with --strict when a target was missed), 1 when a case
 failed, 2 on bad usage. Cases: phase_b_fanout, phase_b_rerun, phase_c_send, claim_growth,
-phase_a, runner_memory, watch_latency (bench/cases_latency.py), watch_faults and watch_overlap
-(bench/cases_watch_faults.py), and through loopback providers with latency (bench/cases_providers.py):
-provider_email, provider_telegram, provider_email_451, provider_split; beside other actors
+phase_a, history_reads (bench/cases_history.py), runner_memory, watch_latency (bench/cases_latency.py),
+watch_faults and watch_overlap (bench/cases_watch_faults.py), and through loopback providers with
+latency (bench/cases_providers.py): provider_email, provider_telegram, provider_email_451,
+provider_split; beside other actors
 (bench/cases_stall.py): frozen_sender, statement_timeout, sender_processes.
 """
 
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerts.db import one_line  # noqa: E402
 from alerts.secrets import mask_url  # noqa: E402
 from bench import cases, cases_providers  # noqa: E402
+from bench.cases_history import history_cases  # noqa: E402
 from bench.cases_latency import latency_cases  # noqa: E402
 from bench.cases_stall import stall_cases  # noqa: E402
 from bench.cases_watch_faults import fault_cases  # noqa: E402
@@ -54,6 +56,7 @@ GROUPS: list[tuple[set[str], Callable[[cases.Context, set[str]], list[Result]]]]
     ({"phase_c_send"}, lambda ctx, _: cases.phase_c_cases(ctx)),
     ({"claim_growth"}, lambda ctx, _: cases.claim_growth_cases(ctx)),
     ({"phase_a"}, lambda ctx, _: cases.phase_a_cases(ctx)),
+    ({"history_reads"}, lambda ctx, _: history_cases(ctx)),
     ({"runner_memory"}, lambda ctx, _: cases.runner_memory_cases(ctx)),
     ({"watch_latency"}, lambda ctx, _: latency_cases(ctx)),
     ({"watch_faults", "watch_overlap"}, lambda ctx, _: fault_cases(ctx)),

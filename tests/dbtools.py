@@ -124,3 +124,14 @@ def create_database(admin_url: str, *, template: str | None = None, prefix: str 
 def drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def forget_deployed_from(conn: psycopg.Connection, change: str) -> None:
+    """The registry as a deploy interrupted in `change` leaves it: that change (its first version)
+    and every change deployed after it are not recorded, so the next deploy runs them again."""
+    with conn.transaction():
+        since = conn.execute("SELECT min(committed_at) FROM sqitch.changes WHERE change = %s", [change]).fetchone()
+        later = "SELECT change_id FROM sqitch.changes WHERE committed_at >= %s"
+        conn.execute(f"DELETE FROM sqitch.tags WHERE change_id IN ({later})", since)
+        conn.execute(f"DELETE FROM sqitch.dependencies WHERE change_id IN ({later})", since)
+        conn.execute("DELETE FROM sqitch.changes WHERE committed_at >= %s", since)

@@ -233,7 +233,8 @@ def test_missing_roles_are_named_with_the_statements_that_create_them():
         statements = re.search(r"have a DBA run (.*) then deploy again", line)
         assert statements, line
         assert statements[1] == ("CREATE ROLE alerts_owner NOLOGIN; CREATE ROLE alerts_runner NOLOGIN; "
-                                 "CREATE ROLE alerts_readonly NOLOGIN; GRANT alerts_owner TO app_admin;")
+                                 "CREATE ROLE alerts_readonly NOLOGIN; CREATE ROLE alerts_host NOLOGIN; "
+                                 "GRANT alerts_owner TO app_admin;")
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('users')").fetchone() == (None,)
         with psycopg.connect(server.url, autocommit=True) as admin:

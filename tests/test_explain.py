@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 
 from tests import seed
@@ -166,11 +167,20 @@ def test_phase_b_and_explain_share_their_rules(conn, europe_event):
     assert explain(conn, recipient, second)["eligible"] is True
 
 
+OPTOUTS = st.lists(st.tuples(st.integers(0, 7), st.sampled_from(["email", "telegram", "sms"])), max_size=4)
+
+
 @settings(PROPERTY_SETTINGS, max_examples=150)
-@given(world=worlds())
-def test_eligible_is_exactly_a_delivery_made_by_phase_b(conn, world):
+@given(world=worlds(), optouts=OPTOUTS)
+def test_eligible_is_exactly_a_delivery_made_by_phase_b(conn, world, optouts):
     reset(conn)
+    conn.execute("TRUNCATE alerts_channel_optouts")
     user_ids, alert_ids, stale_id = seed_phase_b(conn, world.plans, world.users, world.alerts, world.stale)
+    users = sorted(user_ids)
+    for index, channel in optouts:  # users who unsubscribed from a channel
+        if index < len(users):
+            conn.execute("INSERT INTO alerts_channel_optouts (user_id, channel, source) VALUES (%s, %s, 'link') "
+                         "ON CONFLICT DO NOTHING", [users[index], channel])
     fan_out(conn)
     made = {(a, u) for a, u in conn.execute("SELECT DISTINCT alert_event_id, user_id FROM user_alert_deliveries")}
     events = [*alert_ids, *([stale_id] if stale_id is not None else [])]
@@ -182,6 +192,8 @@ def test_eligible_is_exactly_a_delivery_made_by_phase_b(conn, world):
         event("a daily cap decided")
     if any("below the threshold" in r for v in verdicts for r in v[3]):
         event("a threshold decided")
+    if any("unsubscribed" in r for v in verdicts for r in v[3]):
+        event("an unsubscribed channel")
     for alert_event_id, user_id, eligible, reasons in verdicts:
         assert eligible == ((alert_event_id, user_id) in made), (
             f"event {alert_event_id} user {user_id}: explain says eligible={eligible}, Phase B "

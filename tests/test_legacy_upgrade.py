@@ -14,6 +14,7 @@ import pytest
 from alerts import migrate
 from alerts.errors import AlertsError
 from tests.conftest import run_runner
+from tests.dbtools import forget_deployed_from
 from tests.legacy_fixture import (
     ENGINE_TABLES,
     HOST_TABLES,
@@ -282,7 +283,8 @@ def hold_lock(url: str, held: threading.Event, release: threading.Event) -> None
         conn.rollback()
 
 
-def test_a_long_transaction_makes_the_upgrade_fail_fast_and_a_rerun_completes(legacy_url):
+def test_a_long_transaction_makes_the_upgrade_fail_fast_and_a_rerun_completes(legacy_url, monkeypatch):
+    monkeypatch.setenv("ALERTS_MIGRATE_ATTEMPTS", "3")
     before = snapshot_rows(legacy_url, LEGACY_TABLES)
     held, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=hold_lock, args=(legacy_url, held, release))
@@ -294,6 +296,7 @@ def test_a_long_transaction_makes_the_upgrade_fail_fast_and_a_rerun_completes(le
             migrate.deploy(conn)
         assert time.monotonic() - started < 30
         assert "lock timeout" in str(failure.value)
+        assert "tried 3 times" in str(failure.value)
     finally:
         release.set()
         holder.join()
@@ -315,6 +318,7 @@ def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(legacy_url):
                          "ON alert_events (event_fingerprint)")
         valid = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'alert_events_event_fingerprint_key'::regclass"
         assert conn.execute(valid).fetchone() == (False,)
+        forget_deployed_from(conn, "legacy_merge_duplicates")  # as a deploy interrupted there leaves it
         migrate.deploy(conn)  # the duplicate is merged, the INVALID index dropped and built again
         assert conn.execute(valid).fetchone() == (True,)
     assert schema_of(legacy_url) == reference
@@ -335,6 +339,7 @@ def test_an_index_an_earlier_upgrade_deferred_is_built_again_and_an_invalid_one_
             conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY legacy_created_idx ON {table} (channel)"
                          if table == "user_alert_deliveries" else
                          f"CREATE UNIQUE INDEX CONCURRENTLY legacy_created_idx ON {table} (scope_region)")
+        forget_deployed_from(conn, "legacy_upgrade_events")  # as a deploy interrupted there leaves it
         migrate.deploy(conn)
         built = conn.execute("SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                              "WHERE i.indexrelid = 'legacy_created_idx'::regclass").fetchone()

@@ -5,6 +5,7 @@ makes, leave its reads' results and Python types as they were, never claim its o
 of delivery, run Phases A-D on it, and no failed deploy loses an adopted row."""
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from alerts import migrate
-from tests.conftest import run_runner
+from tests.conftest import ROOT, run_runner
 from tests.legacy_fixture import relfilenodes, snapshot_rows
 from tests.original_fixture import (
     HOST_KIND_DELIVERIES,
@@ -231,32 +232,77 @@ def test_prune_deletes_only_the_engines_own_deliveries(original_url):
     assert left == [(2,), (8,), (14,), (17,), (19,), (21,), (22,)]
 
 
+def rollback_blocks() -> list[str]:
+    """The SQL blocks of docs/DBA.md, "Rolling back to the old alerts runner", in order: the way
+    back to the old runner, then the way back to the engine."""
+    text = (ROOT / "docs" / "DBA.md").read_text(encoding="utf-8")
+    section = text.split("### Rolling back to the old alerts runner", 1)[1].split("\n#", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```sql")[1:]]
+    assert len(blocks) == 2, "the section has the way back and the way forward"
+    return [textwrap.dedent(block) for block in blocks]
+
+
+def old_runner_claims_and_records(conn: psycopg.Connection) -> None:
+    """The old alerts runner's own statements: claim, then sent / retry; one claim left mid-send."""
+    conn.execute("UPDATE user_alert_deliveries SET status = 'sending', attempts = COALESCE(attempts, 0) + 1 "
+                 "WHERE id = ANY(%s)", [[10, 11, 12]])
+    conn.execute("UPDATE user_alert_deliveries SET status = 'sent', sent_at = NOW(), provider_message_id = %s, "
+                 "last_error = NULL WHERE id = %s", ["msg-10", 10])
+    conn.execute("UPDATE user_alert_deliveries SET status = 'queued', last_error = %s, "
+                 "next_retry_at = NOW() + make_interval(secs => %s) WHERE id = %s", ["timeout", 120, 11])
+
+
+def test_the_documented_way_back_to_the_old_runner_with_the_engine_kept_deployed(original_url):
+    """docs/DBA.md's blocks on an upgraded database: the old runner's claim and outcomes are
+    accepted (a row the engine held in 'sending' is handed back); the way forward puts the CHECKs
+    back and Phase C takes the old runner's unfinished claim back after its lease."""
+    assert run_runner(original_url, "--migrate").returncode == 0
+    back, forward = rollback_blocks()
+    with psycopg.connect(original_url, autocommit=True) as conn:
+        claimed = conn.execute("SELECT delivery_id FROM claim_deliveries(1) LIMIT 1").fetchone()
+        assert claimed is not None, "the engine holds a row in 'sending' when it is stopped"
+        conn.execute(back)
+        assert conn.execute("SELECT status FROM user_alert_deliveries WHERE id = %s", claimed).fetchone() == (
+            "queued",)
+        old_runner_claims_and_records(conn)
+        conn.execute(forward)
+        after = conn.execute("SELECT id, status, attempts, lease_expires_at IS NOT NULL FROM user_alert_deliveries "
+                             "WHERE id IN (10, 11, 12) ORDER BY id").fetchall()
+        assert after[0][:2] == (10, "sent") and after[1][:2] == (11, "queued") and after[2][1:] == ("sending", 3, True)
+        invalid = conn.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'user_alert_deliveries'::regclass "
+                               "AND NOT convalidated").fetchone()
+        assert invalid == (0,)
+        assert conn.execute("SELECT reclaim_expired_deliveries()").fetchone()[0]["requeued"] >= 1
+    assert migrate_check(original_url) == []
+
+
+def migrate_check(url: str) -> list[str]:
+    run = run_runner(url, "--migrate", "--check")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return json.loads(run.stdout)["pending"]
+
+
 def test_rolling_back_to_the_old_alerts_runner_and_upgrading_again(original_url):
-    """docs/DBA.md, "Upgrading a running energyriskiq-ops": after a revert and with the two
-    lease CHECKs dropped, the old sender's statements work; a later deploy completes again."""
+    """docs/DBA.md's way back after a Sqitch revert: the old sender's statements work; a later
+    deploy completes again."""
     rows = snapshot_rows(original_url)
     sqitch(original_url, "deploy", "--verify")
     sqitch(original_url, "revert", "-y")
     with psycopg.connect(original_url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE user_alert_deliveries "
-                     "DROP CONSTRAINT IF EXISTS user_alert_deliveries_sending_has_lease, "
-                     "DROP CONSTRAINT IF EXISTS user_alert_deliveries_sending_was_claimed")
-        # The old sender: claim, then sent / failed / retry; one claim left mid-send.
-        conn.execute("UPDATE user_alert_deliveries SET status = 'sending', attempts = COALESCE(attempts, 0) + 1 "
-                     "WHERE id = ANY(%s)", [[10, 11, 12]])
-        conn.execute("UPDATE user_alert_deliveries SET status = 'sent', sent_at = NOW(), provider_message_id = %s, "
-                     "last_error = NULL WHERE id = %s", ["msg-10", 10])
-        conn.execute("UPDATE user_alert_deliveries SET status = 'queued', last_error = %s, "
-                     "next_retry_at = NOW() + make_interval(secs => %s) WHERE id = %s", ["timeout", 120, 11])
+        conn.execute(rollback_blocks()[0])
+        old_runner_claims_and_records(conn)
     assert adopted_tables(original_url) == ["alert_events", "user_alert_deliveries"]
     sqitch(original_url, "deploy", "--verify")
     with psycopg.connect(original_url) as conn:
         after = conn.execute("SELECT id, status, attempts, lease_expires_at IS NOT NULL FROM user_alert_deliveries "
                              "WHERE id IN (10, 11, 12) ORDER BY id").fetchall()
     assert after == [(10, "sent", 1, False), (11, "queued", 2, False), (12, "sending", 3, True)]
-    others = [row for row in rows["user_alert_deliveries"] if row["id"] not in (10, 11, 12)]
+    # 13 was held in 'sending' under a lease when the engine stopped: the way back handed it back.
+    touched = (10, 11, 12, 13)
+    others = [row for row in rows["user_alert_deliveries"] if row["id"] not in touched]
     current = snapshot_rows(original_url, ("user_alert_deliveries",))["user_alert_deliveries"]
-    assert [{column: row[column] for column in others[0]} for row in current if row["id"] not in (10, 11, 12)] == others
+    assert [{column: row[column] for column in others[0]} for row in current if row["id"] not in touched] == others
+    assert [row["status"] for row in current if row["id"] == 13] == ["queued"]
 
 
 def test_the_upgraded_original_has_everything_a_fresh_deploy_has(original_url, db_url):

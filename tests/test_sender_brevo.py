@@ -46,7 +46,8 @@ def test_sent_with_recipient_subject_message_id_and_escaped_html(api, sender):
     assert body["sender"] == {"email": "alerts@alerts.example.com", "name": "Alerts v2"}
     assert body["to"] == [{"email": "trader@example.com"}]
     assert body["subject"] == f"[High-impact event 4/5] {HOSTILE_HEADLINE}"
-    assert body["headers"] == {"Message-ID": "<alerts-v2-delivery-42@alerts.example.com>"}
+    assert body["headers"] == {"Message-ID": "<alerts-v2-delivery-42@alerts.example.com>",
+                               "Auto-Submitted": "auto-generated"}
     assert ESCAPED_HEADLINE in str(body["htmlContent"])
     assert "<script>" not in str(body["htmlContent"])
     assert HOSTILE_HEADLINE in str(body["textContent"])

@@ -18,13 +18,17 @@ class Outcome(Enum):
 @dataclass(frozen=True)
 class SendResult:
     """What one send() came to. retry_after: seconds the provider asked us (or its silence tells
-    us) to leave the channel alone; throttled: the provider said we sent too fast (HTTP 429)."""
+    us) to leave the channel alone; throttled: the provider said we sent too fast (HTTP 429);
+    suppress: the provider said the destination itself is gone for good (no such mailbox, bot
+    blocked, chat not found, STOP, not a mobile number), with that answer: later deliveries to it
+    are skipped (alerts_suppressions). Never set for an answer about the message or the provider."""
 
     outcome: Outcome
     provider_message_id: str | None = None
     error: str | None = None
     retry_after: float | None = None
     throttled: bool = False
+    suppress: str | None = None
 
     @classmethod
     def sent(cls, provider_message_id: str) -> "SendResult":
@@ -35,8 +39,9 @@ class SendResult:
         return cls(Outcome.TRANSIENT, error=error, retry_after=retry_after, throttled=throttled)
 
     @classmethod
-    def permanent(cls, error: str) -> "SendResult":
-        return cls(Outcome.PERMANENT, error=error)
+    def permanent(cls, error: str, suppress: bool = False) -> "SendResult":
+        """A failure never worth retrying; suppress: the answer was about the destination itself."""
+        return cls(Outcome.PERMANENT, error=error, suppress=error if suppress else None)
 
 
 class Sender(Protocol):

@@ -65,7 +65,9 @@ def request_body(message: OutgoingMessage, email_from: EmailFrom) -> dict[str, o
         "subject": templates.email_subject(message),
         "htmlContent": templates.email_html(message),
         "textContent": templates.email_text(message),
-        "headers": {"Message-ID": templates.email_message_id(message.delivery_id, email_from.domain, message.kind)},
+        "headers": {"Message-ID": templates.email_message_id(message.delivery_id, email_from.domain, message.kind),
+                    "Auto-Submitted": "auto-generated",  # RFC 3834: no vacation auto-replies
+                    **templates.list_unsubscribe_headers(message)},
     }
 
 

@@ -47,13 +47,16 @@ class Provider:
         raise NotImplementedError
 
     def failed(self, message: OutgoingMessage, permanent: bool, error: str, retry_after: float | None = None,
-               throttled: bool = False) -> SendResult:
-        """Mask, log once, and wrap a failure."""
+               throttled: bool = False, destination_gone: bool = False) -> SendResult:
+        """Mask, log once, and wrap a failure; destination_gone (permanent only): the answer says the
+        destination itself is undeliverable for good, so it is suppressed."""
         error = mask_text(" ".join(error.split()), self.secret)
+        gone = permanent and destination_gone
         logging.getLogger(f"alerts.senders.{self.name}").warning(
-            "%s delivery %s %s: %s", self.channel, message.delivery_id, "failed" if permanent else "deferred", error)
+            "%s delivery %s %s: %s", self.channel, message.delivery_id,
+            "failed, destination suppressed" if gone else "failed" if permanent else "deferred", error)
         if permanent:
-            return SendResult.permanent(error)
+            return SendResult.permanent(error, suppress=gone)
         return SendResult.transient(error, retry_after=retry_after, throttled=throttled)
 
     def unreachable(self, message: OutgoingMessage, error: str) -> SendResult:

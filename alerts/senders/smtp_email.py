@@ -30,6 +30,7 @@ message: TRANSIENT, so the rows go out once the settings are fixed.
 
 import ipaddress
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -42,6 +43,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
+from html import escape
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from alerts import templates
@@ -183,6 +185,9 @@ def local_hostname() -> str:
 
 
 REFERENCE_MARK = "reference-mark-5f3a9c1e7b"  # ASCII, kept as it is by 7bit and 8bit transfer encodings
+LINK_MARK = "unsubscribe-mark-5f3a9c1e7b"  # where the recipient's unsubscribe link goes, the same way
+_TRANSFER_ENCODING = re.compile(rb"^Content-Transfer-Encoding:[ \t]*([A-Za-z0-9-]+)", re.MULTILINE | re.IGNORECASE)
+QP_LINE = 75  # characters of a quoted-printable line before its soft break '=' (RFC 2045: at most 76)
 
 
 @lru_cache(maxsize=128)
@@ -201,23 +206,73 @@ def shared_part(message: OutgoingMessage, email_from: EmailFrom) -> bytes:
     """The message without its own headers. Building a MIME message costs about 2 ms, which at
     hundreds of emails a second would be the runner's main work, and the recipients of one event
     differ only by the footer's reference: so the part is built once per event with a mark where
-    the reference goes, and the mark replaced per recipient. When the text's transfer encoding did
-    not keep the mark as it is (base64), the part is built for this message alone."""
+    the reference goes (and one where the recipient's unsubscribe link goes), and the marks
+    replaced per recipient (personalize()). When a part's transfer encoding did not keep a mark as
+    it is (base64), the part is built for this message alone."""
     subject = templates.email_subject(message)
-    marked = event_part(subject, templates.email_text(message, REFERENCE_MARK),
-                        templates.email_html(message, REFERENCE_MARK), email_from.header())
-    if marked.count(REFERENCE_MARK.encode()) == 2:
-        return marked.replace(REFERENCE_MARK.encode(), templates.reference(message).encode())
+    link = templates.unsubscribe_link(message)
+    link_mark = LINK_MARK if link is not None else None
+    marked = event_part(subject, templates.email_text(message, REFERENCE_MARK, unsubscribe_text=link_mark),
+                        templates.email_html(message, REFERENCE_MARK, unsubscribe_text=link_mark), email_from.header())
+    personal = personalize(marked, templates.reference(message), link)
+    if personal is not None:
+        return personal
     return event_part.__wrapped__(subject, templates.email_text(message), templates.email_html(message),
                                   email_from.header())
 
 
+def personalize(marked: bytes, reference: str, link: str | None) -> bytes | None:
+    """The event's part with the recipient's reference and unsubscribe link in place of the marks,
+    the link encoded as each part's transfer encoding wants it (the text part's first, the HTML
+    part's second, escaped as HTML); None when a mark did not survive its encoding as it is."""
+    if marked.count(REFERENCE_MARK.encode()) != 2:
+        return None
+    personal = marked.replace(REFERENCE_MARK.encode(), reference.encode())
+    if link is None:
+        return personal
+    encodings = [match.group(1).decode("ascii").lower() for match in _TRANSFER_ENCODING.finditer(personal)]
+    pieces = personal.split(LINK_MARK.encode())
+    if len(pieces) != 3 or len(encodings) != 2:
+        return None
+    result = pieces[0]
+    for piece, value, encoding in zip(pieces[1:], (link, escape(link, quote=True)), encodings, strict=True):
+        encoded = link_in(value, encoding)
+        if encoded is None:
+            return None
+        result += encoded + piece
+    return result
+
+
+def link_in(value: str, encoding: str) -> bytes | None:
+    """An ASCII link (alerts.unsubscribe refuses anything else) as it stands in a part of that transfer
+    encoding: as it is in 7bit and 8bit; in quoted-printable with '=' escaped and on lines of its own
+    between soft line breaks, so that no line grows past 76 characters; None for base64."""
+    if encoding in ("7bit", "8bit"):
+        return value.encode("ascii")
+    if encoding != "quoted-printable":
+        return None
+    escaped = value.replace("=", "=3D")
+    lines, start = [], 0
+    while start < len(escaped):
+        end = min(start + QP_LINE, len(escaped))
+        while end < len(escaped) and "=" in escaped[end - 2:end]:  # never split an =3D escape
+            end -= 1
+        lines.append(escaped[start:end])
+        start = end
+    return ("=\r\n" + "=\r\n".join(lines) + "=\r\n").encode("ascii")
+
+
 def build_email(message: OutgoingMessage, email_from: EmailFrom) -> tuple[bytes, str]:
-    """(the message as sent, its Message-ID): the recipient's own To, Date and a Message-ID derived
-    from the delivery id, then the shared part. The destination passed the one destination rule
-    (no spaces or line breaks), so it goes into To as it is."""
+    """(the message as sent, its Message-ID): the recipient's own To, Date, a Message-ID derived
+    from the delivery id in EMAIL_FROM's domain and, when configured, the one-click unsubscribe
+    headers (RFC 8058), then the shared part. The destination passed the one destination rule
+    (no spaces or line breaks), so it goes into To as it is; the link is an http(s) URL without
+    spaces (alerts.unsubscribe) with a base64url token. Nothing marks an alert as a reply: no
+    In-Reply-To or References, and subjects start with the alert's label."""
     message_id = templates.email_message_id(message.delivery_id, email_from.domain, message.kind)
     own = f"To: {message.destination}\r\nDate: {format_datetime(datetime.now(UTC))}\r\nMessage-ID: {message_id}\r\n"
+    for name, value in templates.list_unsubscribe_headers(message).items():
+        own += f"{name}: {value}\r\n"
     return own.encode() + shared_part(message, email_from), message_id
 
 
@@ -226,9 +281,21 @@ def _reply_text(reply: bytes | str) -> str:
     return " ".join(text.split())
 
 
+# Enhanced status codes (RFC 3463) that say the mailbox does not exist: 5.1.1 bad destination mailbox
+# address, 5.1.10 recipient address has null MX (RFC 7505). Policy refusals (5.7.x), a full mailbox
+# (5.2.2) and the like are about the message or the moment, never the address.
+_MAILBOX_GONE = re.compile(r"^\s*5\.1\.(?:1|10)(?!\d)")
+
+
 def classify_reply(code: int, reply: bytes | str, what: str) -> tuple[bool, str]:
     """(permanent?, error) for an SMTP reply to the message: 5xx permanent, anything else transient."""
     return 500 <= code <= 599, f"SMTP {code} {_reply_text(reply)} ({what})"
+
+
+def mailbox_gone(code: int, reply: bytes | str) -> bool:
+    """Whether a reply says the recipient's mailbox does not exist: 550 (or another 5xx) with the
+    enhanced status 5.1.1 or 5.1.10."""
+    return 500 <= code <= 599 and bool(_MAILBOX_GONE.match(_reply_text(reply)))
 
 
 class SmtpEmailSender(Provider):
@@ -319,7 +386,9 @@ class SmtpEmailSender(Provider):
                 smtp.rset()
             except (smtplib.SMTPException, OSError):
                 reusable = False
-        return self.failed(message, *classify_reply(code, reply, what)), reusable
+        permanent, error = classify_reply(code, reply, what)
+        gone = what == "recipient refused" and mailbox_gone(code, reply)
+        return self.failed(message, permanent, error, destination_gone=gone), reusable
 
     def _setup_error(self, error: BaseException) -> str:
         where = f"{self.config.host}:{self.config.port}"

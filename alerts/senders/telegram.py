@@ -95,6 +95,16 @@ def retry_after_of(body: Mapping[str, object]) -> float | None:
     return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
+# Answers that say the chat itself is gone for good (the Bot API's descriptions): the user blocked the
+# bot or deleted the account (403), the chat does not exist (400). Anything else is about the message.
+_CHAT_GONE = {403: ("bot was blocked by the user", "user is deactivated"), 400: ("chat not found",)}
+
+
+def chat_gone(status: int, description: str) -> bool:
+    text = description.lower()
+    return any(phrase in text for phrase in _CHAT_GONE.get(status, ()))
+
+
 class TelegramSender(HttpProvider):
     name = "telegram"
     channel = "telegram"
@@ -129,7 +139,8 @@ class TelegramSender(HttpProvider):
             return self.failed(message, permanent=False, error=detail + suffix, retry_after=wait, throttled=True)
         if status in (401, 404):
             return self.failed(message, permanent=False, error=f"{detail} (check TELEGRAM_BOT_TOKEN)")
-        return self.failed(message, permanent=400 <= status < 500, error=detail)
+        return self.failed(message, permanent=400 <= status < 500, error=detail,
+                           destination_gone=chat_gone(status, str(body.get("description") or "")))
 
 
 from_env, check_config = entry_points(parse_config, TelegramSender)

@@ -77,6 +77,11 @@ def parse_config(env: Mapping[str, str]) -> TwilioConfig | None:
     return TwilioConfig(account_sid=sid, auth_token=token, sender=sender, api_base=api_base)
 
 
+# Twilio error codes about the number itself: 21610 the recipient replied STOP, 21211 not a valid
+# phone number, 21614 not a mobile number. Any other code is about the message or the account.
+NUMBER_GONE_CODES = frozenset({21610, 21211, 21614})
+
+
 class TwilioSmsSender(HttpProvider):
     name = "twilio"
     channel = "sms"
@@ -112,7 +117,8 @@ class TwilioSmsSender(HttpProvider):
         if status == 401:
             return self.failed(message, permanent=False,
                                error=f"{detail} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
-        return self.failed(message, permanent=400 <= status < 500, error=detail)
+        return self.failed(message, permanent=400 <= status < 500, error=detail,
+                           destination_gone=400 <= status < 500 and code in NUMBER_GONE_CODES)
 
 
 from_env, check_config = entry_points(parse_config, TwilioSmsSender)

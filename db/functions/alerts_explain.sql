@@ -5,8 +5,9 @@
 --
 --   eligible  the plan allows the alert type, the user is not marked unverified, an enabled
 --             preference matches the type, region, asset and threshold, at least one channel is
---             enabled by the plan, has a destination and is within its daily cap, and the event is
---             fanned out or within the fanout lookback window.
+--             enabled by the plan, not unsubscribed, has a destination and is within its daily cap,
+--             and the event is fanned out or within the fanout lookback window. A suppressed
+--             destination is said, but does not count: Phase B makes the delivery and Phase C skips it.
 --
 -- The daily cap counts the user's other deliveries of the channel (not this event's, not skipped)
 -- on the UTC day the event's delivery was created, else the day the event was fanned out, else
@@ -145,14 +146,23 @@ BEGIN
         END;
     END IF;
 
-    -- 4. Per channel: enabled by the plan, a destination present, the daily cap not reached.
+    -- 4. Per channel: enabled by the plan, not unsubscribed, a destination present, the daily cap not reached.
     --    Preferences choose no channel (only instant or digest): every channel the plan enables is used.
     WITH per_channel AS (
         SELECT pc.channel, pc.enabled, pc.max_per_day,
                alerts_user_destination(u, pc.channel) IS NOT NULL AS has_destination,
-               -- SUPPRESSED DESTINATION: destination suppression will give its reason here (text,
-               -- NULL = not suppressed) and the channel is ok only when it is NULL. Not implemented yet.
-               NULL::text AS suppressed_destination,
+               -- Phase B's opt-out rule: the user unsubscribed from the channel (alerts_unsubscribe())
+               (SELECT format('the user unsubscribed from it (since %s UTC)', to_char(o.since, 'YYYY-MM-DD HH24:MI'))
+                  FROM alerts_channel_optouts o WHERE o.user_id = uid AND o.channel = pc.channel) AS opted_out,
+               -- SUPPRESSED DESTINATION: a suppressed destination (alerts_suppressions) does not stop
+               -- Phase B: the delivery is made and skipped when it is sent. Said here, not eligibility;
+               -- neither the destination nor the provider's answer is shown (alerts_readonly may call this).
+               (SELECT format('the %s destination is suppressed (since %s UTC): its messages are skipped when sent',
+                              pc.channel, to_char(s.since, 'YYYY-MM-DD HH24:MI'))
+                  FROM alerts_suppressions s
+                 WHERE s.channel = pc.channel
+                   AND s.destination = alerts_destination_key(pc.channel, alerts_user_destination(u, pc.channel)))
+                   AS suppressed_destination,
                coalesce((SELECT min(d.created_at) FROM user_alert_deliveries d
                           WHERE d.alert_event_id = eid AND d.user_id = uid AND d.channel = pc.channel),
                         ev.fanout_completed_at, now()) AS cap_day
@@ -169,17 +179,17 @@ BEGIN
           FROM per_channel c
     ),
     judged AS (
-        SELECT c.*, c.enabled AND c.has_destination AND c.suppressed_destination IS NULL
+        SELECT c.*, c.enabled AND c.opted_out IS NULL AND c.has_destination
                     AND (c.max_per_day IS NULL OR c.used < c.max_per_day) AS ok
           FROM counted c
     )
     SELECT coalesce(bool_or(j.ok), false) AS any_ok,
            coalesce(array_agg(CASE
                WHEN NOT j.enabled THEN format('Channel %s: the plan %L does not enable it.', j.channel, user_plan)
+               WHEN j.opted_out IS NOT NULL THEN format('Channel %s: %s.', j.channel, j.opted_out)
                WHEN NOT j.has_destination THEN format('Channel %s: enabled by the plan, but the user has no %s.',
                    j.channel, CASE j.channel WHEN 'email' THEN 'email address' WHEN 'telegram' THEN 'Telegram chat id'
                                              ELSE 'phone number' END)
-               WHEN j.suppressed_destination IS NOT NULL THEN format('Channel %s: %s', j.channel, j.suppressed_destination)
                WHEN j.max_per_day IS NOT NULL AND j.used >= j.max_per_day THEN format(
                    'Channel %s: the daily cap of %s alerts was reached (%s other %s alerts on %s, UTC).',
                    j.channel, j.max_per_day, j.used, j.channel, to_char(j.cap_day, 'YYYY-MM-DD'))
@@ -187,7 +197,7 @@ BEGIN
                            CASE WHEN j.max_per_day IS NULL THEN 'no daily cap'
                                 ELSE format('daily cap %s with %s other alerts on %s (UTC)', j.max_per_day, j.used,
                                             to_char(j.cap_day, 'YYYY-MM-DD')) END)
-           END ORDER BY j.channel), '{}') AS reasons
+           END || coalesce(' But ' || j.suppressed_destination || '.', '') ORDER BY j.channel), '{}') AS reasons
       INTO channels
       FROM judged j;
     reasons := reasons || channels.reasons;

@@ -1,6 +1,6 @@
 -- Hands the engine's functions and tables to alerts_owner, the NOLOGIN role they run as
 -- (SECURITY DEFINER). Every deploy script that creates or replaces a function or creates a
--- table ends with `SELECT alerts_assign_owner();` (README, "how to rework a landed function").
+-- table ends with `SELECT alerts_assign_owner();` (CONTRIBUTING.md, "Changing the SQL").
 --
 -- What counts as the engine's, in schema public:
 --   functions  named alerts_*, or SECURITY DEFINER with the engine's pinned search_path

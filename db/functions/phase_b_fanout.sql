@@ -21,6 +21,8 @@
 --   * events join a group only before their first range: an event that arrives while a group is
 --     in progress waits for it, so that every call reads one contiguous range of users by index;
 --   * a malformed delivery_config value (wrong JSON type) counts as missing;
+--   * a user who unsubscribed from a channel (alerts_channel_optouts, alerts_unsubscribe()) gets no
+--     delivery on it;
 --   * a pref's threshold is a risk score (0-100) and applies to spikes only: a spike matches
 --     when its risk_score is at least the threshold or it fired on its rise (fired_on_rise);
 --     a spike event stored before those columns existed (risk_score NULL) matches every
@@ -94,9 +96,10 @@ DECLARE
            AND ($3::bigint IS NULL OR u.id > $3::bigint)
            AND ($4::bigint IS NULL OR u.id <= $4::bigint)
            AND u.id IN (SELECT rp.user_id FROM range_prefs rp)
+           -- the user unsubscribed from the channel (alerts_unsubscribe(): a one-click link)
+           AND NOT EXISTS (SELECT 1 FROM alerts_channel_optouts o
+                            WHERE o.user_id = u.id AND o.channel = pc.channel)
            AND alerts_user_destination(u, pc.channel) IS NOT NULL
-           -- destination suppression (not implemented yet) is one more rule of this kind, shared
-           -- with alerts_explain()'s suppressed_destination reason
     ),
     matching_users AS (
         -- One row per (event, user) with at least one enabled matching pref.

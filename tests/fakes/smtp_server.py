@@ -59,6 +59,7 @@ class RecordingHandler:
     data_started: threading.Event = field(default_factory=threading.Event)
     messages: list[ReceivedMessage] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
+    rcpt_attempts: list[str] = field(default_factory=list)  # every RCPT TO address, refused or not
     deferred: set[str] = field(default_factory=set)  # Message-IDs answered 451
     in_flight: int = 0  # messages whose DATA is being answered right now
     most_in_flight: int = 0
@@ -73,6 +74,7 @@ class RecordingHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
+        self.rcpt_attempts.append(address)  # the event loop's thread only
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)

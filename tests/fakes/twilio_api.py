@@ -2,7 +2,8 @@
 
 Basic auth sid:token (401 code 20003 otherwise); form fields To, From, Body; 400 code
 21211 for a To that is not an E.164 number (or is in invalid_numbers), 21602 for no
-Body, 21617 for a Body over 1600 characters; throttled_numbers -> 429 code 20429,
+Body, 21617 for a Body over 1600 characters; stopped_numbers (the recipient replied STOP) ->
+400 code 21610, landline_numbers -> 400 code 21614; throttled_numbers -> 429 code 20429,
 failing_numbers -> 500; otherwise 201 with the message resource.
 """
 
@@ -29,6 +30,8 @@ class FakeTwilioApi(FakeHttpApi):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.invalid_numbers: set[str] = set()
+        self.stopped_numbers: set[str] = set()
+        self.landline_numbers: set[str] = set()
         self.throttled_numbers: set[str] = set()
         self.failing_numbers: set[str] = set()
         self.sent: list[dict[str, str]] = []  # the accepted form fields
@@ -50,6 +53,10 @@ class FakeTwilioApi(FakeHttpApi):
             return error(400, 21604, "A 'To' phone number is required.")
         if not _E164.match(to) or to in self.invalid_numbers:
             return error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if to in self.stopped_numbers:
+            return error(400, 21610, "Attempt to send to unsubscribed recipient")
+        if to in self.landline_numbers:
+            return error(400, 21614, f"'To' number {to} is not a valid mobile number")
         if not body:
             return error(400, 21602, "Message body is required.")
         if len(body) > 1600:

@@ -4,7 +4,7 @@
 -- which statements a DBA must run first.
 --
 -- The roles are cluster-wide: alerts_owner (owns the engine's functions and tables, NOLOGIN),
--- alerts_runner and alerts_readonly (NOLOGIN, granted to login roles). A superuser deploys
+-- alerts_runner, alerts_readonly and alerts_host (NOLOGIN, granted to login roles). A superuser deploys
 -- as is. Any other deployer (a managed database's admin) needs, for each missing role,
 -- CREATEROLE, and needs to be a member of alerts_owner (to hand it the functions): with
 -- CREATEROLE the deploy grants that itself (PostgreSQL 15 lets CREATEROLE grant any
@@ -23,7 +23,7 @@ BEGIN
     END IF;
     SELECT array_agg(required.role_name ORDER BY required.position)
       INTO missing_roles
-      FROM unnest(ARRAY['alerts_owner', 'alerts_runner', 'alerts_readonly']) WITH ORDINALITY AS required (role_name, position)
+      FROM unnest(ARRAY['alerts_owner', 'alerts_runner', 'alerts_readonly', 'alerts_host']) WITH ORDINALITY AS required (role_name, position)
      WHERE to_regrole(required.role_name) IS NULL;
     IF missing_roles IS NOT NULL AND NOT deployer.rolcreaterole THEN
         statements := statements || ARRAY(SELECT format('CREATE ROLE %I NOLOGIN;', r) FROM unnest(missing_roles) AS r);

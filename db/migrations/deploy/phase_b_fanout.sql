@@ -1,4 +1,4 @@
--- Deploy alerts_v2:phase_b_fanout
+-- Deploy alerts_v2:phase_b_fanout (a user who unsubscribed from a channel gets no delivery on it; the eligibility rules are the shared alerts_rule_* functions)
 BEGIN;
 SET LOCAL lock_timeout = '5s';
 \ir ../../functions/alerts_analyze_if_stale.sql

@@ -1,2 +1,6 @@
--- Revert alerts_v2:record_outcomes to its @v1.2 version: that version's deploy script, frozen.
-\ir ../deploy/record_outcomes@v1.2.sql
+-- Revert alerts_v2:record_outcomes to its @v1.3 version: that version's deploy script, frozen,
+-- then the shared outcome function that version does not have.
+\ir ../deploy/record_outcomes@v1.3.sql
+BEGIN;
+DROP FUNCTION IF EXISTS alerts_record_delivery_outcomes(text, bigint[], bigint[], text[], text[]);
+COMMIT;

@@ -1,0 +1,21 @@
+-- Revert alerts_v2:delivery_hygiene (the role alerts_host stays: roles are cluster-wide and never dropped)
+BEGIN;
+SET LOCAL lock_timeout = '5s';
+DROP FUNCTION IF EXISTS alerts_suppression_status();
+DROP FUNCTION IF EXISTS alerts_claims_to_skip(text, bigint[], bigint[]);
+DROP FUNCTION IF EXISTS alerts_record_suppressions(text, bigint[], bigint[], text[]);
+DROP FUNCTION IF EXISTS alerts_unsuppress(text, text);
+DROP FUNCTION IF EXISTS alerts_record_bounce(text, text, text);
+DROP FUNCTION IF EXISTS alerts_resubscribe(bigint, text);
+DROP FUNCTION IF EXISTS alerts_unsubscribe(text);
+DROP FUNCTION IF EXISTS alerts_unsubscribe_secret_check(text);
+DROP FUNCTION IF EXISTS alerts_set_unsubscribe_secret(text);
+DROP FUNCTION IF EXISTS alerts_secret_fingerprint(text);
+DROP FUNCTION IF EXISTS alerts_unsubscribe_signature(text, bigint, text);
+DROP FUNCTION IF EXISTS alerts_hmac_sha256(bytea, bytea);
+DROP TABLE IF EXISTS alerts_secrets;
+DROP TABLE IF EXISTS alerts_suppressions;
+DROP TABLE IF EXISTS alerts_channel_optouts;
+DROP FUNCTION IF EXISTS alerts_destination_key(text, text);
+REVOKE USAGE ON SCHEMA public FROM alerts_host;
+COMMIT;
