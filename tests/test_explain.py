@@ -199,3 +199,32 @@ def test_eligible_is_exactly_a_delivery_made_by_phase_b(conn, world, optouts):
             f"event {alert_event_id} user {user_id}: explain says eligible={eligible}, Phase B "
             f"{'made' if (alert_event_id, user_id) in made else 'made no'} delivery; reasons: {reasons}; "
             f"user {user_ids[user_id]!r}; alert {alert_ids.get(alert_event_id)!r}; plans {world.plans!r}")
+
+
+def test_an_unsubscribed_channel_and_a_suppressed_destination_are_said(conn):
+    seed.plan(conn, "pro")
+    quitter = seed.user(conn, email="quit@example.com", telegram_chat_id="777")
+    seed.pref(conn, quitter)
+    bounced = seed.user(conn, email="Gone@Example.com")
+    seed.pref(conn, bounced)
+    conn.execute("INSERT INTO alerts_channel_optouts (user_id, channel, source) VALUES (%s, 'email', 'link')",
+                 [quitter])
+    conn.execute("INSERT INTO alerts_suppressions (channel, destination, reason, source) "
+                 "VALUES ('email', 'gone@example.com', '550 5.1.1 unknown mailbox', 'provider')")
+    seed.event(conn)
+    conn.execute("SELECT alerts_phase_a()")
+    fan_out(conn)
+    (alert_event_id,) = conn.execute("SELECT id FROM alert_events").fetchone()
+
+    quit_explained = explain(conn, quitter, alert_event_id)
+    assert quit_explained["eligible"] is True  # by Telegram
+    assert [d["channel"] for d in quit_explained["deliveries"]] == ["telegram"]
+    assert any(r.startswith("Channel email: the user unsubscribed from it (since ") for r in quit_explained["reasons"])
+
+    bounced_explained = explain(conn, bounced, alert_event_id)
+    assert bounced_explained["eligible"] is True  # Phase B made the delivery; Phase C skips it
+    assert [d["channel"] for d in bounced_explained["deliveries"]] == ["email"]
+    line = next(r for r in bounced_explained["reasons"] if r.startswith("Channel email:"))
+    assert "But the email destination is suppressed (since " in line and "skipped when sent" in line, line
+    text = json.dumps(bounced_explained).lower()
+    assert "gone@example.com" not in text and "550" not in text
