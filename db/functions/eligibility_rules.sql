@@ -65,21 +65,23 @@ $$;
 COMMENT ON FUNCTION alerts_rule_asset(text, text[]) IS
     'Eligibility rule: the preference''s asset (NULL: any) is among the event''s assets. Example: SELECT alerts_rule_asset(''gas'', ARRAY[''gas'']);';
 
-CREATE OR REPLACE FUNCTION alerts_rule_threshold(pref_threshold numeric, alert_type text, risk_score numeric,
-                                                 fired_on_rise boolean)
+CREATE OR REPLACE FUNCTION alerts_rule_threshold(pref_threshold anycompatible, alert_type text,
+                                                 risk_score anycompatible, fired_on_rise boolean)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 -- Guarantees: the threshold applies to spikes only; a spike passes when its risk score is at
 -- least the threshold, when it fired on its rise, or when it has no stored score (stored before
--- the score was kept: it fired under the alert's own rule). Lock: none.
+-- the score was kept: it fired under the alert's own rule). The score and the threshold are
+-- compared in their common type, as the operator would: numeric against an integer threshold,
+-- double precision against the original application's double precision one. Lock: none.
     SELECT pref_threshold IS NULL
         OR alert_type NOT IN ('REGIONAL_RISK_SPIKE', 'ASSET_RISK_SPIKE')
         OR risk_score IS NULL
         OR risk_score >= pref_threshold
         OR fired_on_rise
 $$;
-COMMENT ON FUNCTION alerts_rule_threshold(numeric, text, numeric, boolean) IS
+COMMENT ON FUNCTION alerts_rule_threshold(anycompatible, text, anycompatible, boolean) IS
     'Eligibility rule: a spike''s risk score meets the preference''s threshold (or it fired on its rise); other alert types ignore thresholds. Example: SELECT alerts_rule_threshold(70, ''REGIONAL_RISK_SPIKE'', 82, false);';
 
 CREATE OR REPLACE FUNCTION alerts_rule_within_lookback(created_at timestamptz, lookback interval)

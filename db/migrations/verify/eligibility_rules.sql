@@ -2,7 +2,7 @@
 SELECT 'alerts_rule_user_plan(text)'::regprocedure, 'alerts_rule_plan_allows(text[], text)'::regprocedure,
        'alerts_rule_user_reachable(boolean)'::regprocedure, 'alerts_rule_region(text, text)'::regprocedure,
        'alerts_rule_asset(text, text[])'::regprocedure,
-       'alerts_rule_threshold(numeric, text, numeric, boolean)'::regprocedure,
+       'alerts_rule_threshold(anycompatible, text, anycompatible, boolean)'::regprocedure,
        'alerts_rule_within_lookback(timestamptz, interval)'::regprocedure,
        'alerts_rule_counts_toward_cap(text, timestamptz, timestamptz)'::regprocedure,
        'alerts_plan_channels()'::regprocedure;
