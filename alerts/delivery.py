@@ -167,6 +167,9 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
     try:
         send_batch(queue, sender, rows, outcomes, counts, record_if_due, guard)
         guard.raise_if_paused()
+    except BaseException:
+        make_durable(sender, outcomes)  # what went out before the error is written before it is recorded sent
+        raise
     finally:
         counts.unknown_fate += len(outcomes.in_flight)
         if guard.stop_requested() and not counts.stopped_by:
