@@ -53,7 +53,7 @@ from alerts.delivery_common import (
 from alerts.destinations import destination_problem
 from alerts.failures import describe
 from alerts.secrets import mask_text
-from alerts.senders.base import Sender, SendResult
+from alerts.senders.base import Outcome, Sender, SendResult
 from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
 
 # The loop's names and the shared ones (alerts.delivery_common), importable from here as before.
@@ -208,11 +208,15 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
     """Send each row, calling after_each once its result is known; a row leaves outcomes.unsent when
     it is handed to the provider and outcomes.in_flight when its result is known. A row whose channel
     cannot be served now, and every row after a stop request, stays unsent and is released."""
+    # one message per row: the names the loop uses are looked up once per batch
+    stop_sending = guard.stop_sending if guard is not None else lambda: False
+    id_column, render, send = queue.id_column, queue.render, sender.send
+    unsent, in_flight, sent = outcomes.unsent, outcomes.in_flight, outcomes.sent
     for row in rows:
-        if guard is not None and guard.stop_sending():
+        if stop_sending():
             break
-        row_id = int(row[queue.id_column])
-        token = outcomes.unsent[row_id]
+        row_id = int(row[id_column])
+        token = unsent[row_id]
         problem = destination_problem(row["channel"], row["destination"])
         if lease_over(row):  # stays unsent: released, fenced by its claim token
             counts.lease_expired += 1
@@ -222,17 +226,20 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
         elif row.get("items") == []:
             outcomes.skipped.append((row_id, token, "digest has no queued member left"))
         else:
-            message = queue.render(row)
-            outcomes.in_flight[row_id] = outcomes.unsent.pop(row_id)
+            message = render(row)
+            in_flight[row_id] = unsent.pop(row_id)
             try:
-                result = sender.send(message)
+                result = send(message)
             except ChannelUnavailable:
-                outcomes.unsent[row_id] = outcomes.in_flight.pop(row_id)
+                unsent[row_id] = in_flight.pop(row_id)
                 continue
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
-            del outcomes.in_flight[row_id]
-            file_result(outcomes, row_id, token, result, row["channel"], counts)
-        outcomes.unsent.pop(row_id, None)
+            del in_flight[row_id]
+            if result.outcome is Outcome.SENT:  # file_result()'s first case, without the call
+                sent.append((row_id, token, result.provider_message_id or ""))
+            else:
+                file_result(outcomes, row_id, token, result, row["channel"], counts)
+        unsent.pop(row_id, None)
         after_each()
     make_durable(sender, outcomes)

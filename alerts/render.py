@@ -23,12 +23,12 @@ def with_channel_texts(message: OutgoingMessage, settings: MessageSettings | Non
 
 
 class _Draft(NamedTuple):
-    """The last event rendered on a channel: what its rows said, its texts' cache key and a message
-    carrying everything but the recipient's fields."""
+    """The last event rendered on a channel: what its rows said, a message carrying everything but
+    the recipient's fields, and its texts (alerts.templates' cache)."""
 
     signature: tuple
-    key: tuple
     message: OutgoingMessage
+    texts: tuple[str | None, str, str | None]  # email: REFERENCE_MARK where the reference goes
 
 
 _drafts: dict[str, _Draft] = {}  # per channel; a batch's rows come event by event
@@ -37,7 +37,7 @@ _drafts: dict[str, _Draft] = {}  # per channel; a batch's rows come event by eve
 def render(row: dict[str, object]) -> OutgoingMessage:
     """Build the message for one row returned by claim_deliveries(). Called once per delivery: the
     event's draft (its fields and texts' cache key) is built when a row's event differs from the
-    last one rendered on its channel, so a row costs a comparison, a cached look-up and a copy."""
+    last one rendered on its channel, so a row costs a comparison, its reference filled in and a copy."""
     facts = row.get("facts")
     facts = facts if isinstance(facts, EventFacts) else NO_FACTS
     detected_at = row.get("event_created_at")
@@ -50,8 +50,11 @@ def render(row: dict[str, object]) -> OutgoingMessage:
     if draft is None or draft.signature != signature:
         draft = _drafts[channel] = _draft(row, channel, signature, detected_at, facts)
     delivery_id = int(row["delivery_id"])  # type: ignore[call-overload]
-    subject, body, html = templates.texts_for(channel, f"delivery {delivery_id}", settings, draft.key,
-                                              lambda: draft.message)
+    subject, body, html = draft.texts
+    if channel == "email":  # as templates.texts_for(); "delivery <digits>" is the same once HTML-escaped
+        reference = f"delivery {delivery_id}"
+        body = body.replace(templates.REFERENCE_MARK, reference)
+        html = html.replace(templates.REFERENCE_MARK, reference) if html is not None else None
     message = object.__new__(OutgoingMessage)  # replace() without __init__'s setattr per field: a dict copy
     message.__dict__.update(
         draft.message.__dict__, delivery_id=delivery_id, user_id=int(row["user_id"]),  # type: ignore[call-overload]
@@ -72,7 +75,7 @@ def _draft(row: dict[str, object], channel: str, signature: tuple, detected_at: 
         event_body=event_body, detected_at=detected_at, facts=facts)
     key = templates.content_key_of("delivery", alert_type, severity, region, assets, headline, event_body,
                                    detected_at, facts, (), "", None)
-    return _Draft(signature, key, message)
+    return _Draft(signature, message, templates.marked_texts_for(channel, signature[-1], key, lambda: message))
 
 
 def digest_item(item: dict) -> DigestItem:

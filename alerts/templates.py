@@ -531,17 +531,23 @@ def texts_for(channel: str, reference_text: str, settings: MessageSettings, key:
               message: Callable[[], OutgoingMessage]) -> tuple[str | None, str, str | None]:
     """channel_texts() for the hot path: by content key, building the message (message()) only when
     the event's texts are not cached yet."""
+    subject, body, html = marked_texts_for(channel, settings, key, message)
+    if channel != "email":
+        return subject, body, html
+    return subject, body.replace(REFERENCE_MARK, reference_text), \
+        html.replace(REFERENCE_MARK, escape(reference_text)) if html is not None else None
+
+
+def marked_texts_for(channel: str, settings: MessageSettings, key: tuple,
+                     message: Callable[[], OutgoingMessage]) -> tuple[str | None, str, str | None]:
+    """The channel's texts of a content key with REFERENCE_MARK where an email names its reference."""
     cache_key = ("texts", channel, settings, key)  # beside cached()'s ("subject", ...) entries
     texts = _cache.get(cache_key)
     if texts is None:
         if len(_cache) >= CACHE_SIZE:
             _cache.clear()
         texts = _cache[cache_key] = build_marked_texts(message(), settings)
-    subject, body, html = texts  # type: ignore[misc]
-    if channel != "email":
-        return subject, body, html
-    return subject, body.replace(REFERENCE_MARK, reference_text), \
-        html.replace(REFERENCE_MARK, escape(reference_text)) if html is not None else None
+    return texts  # type: ignore[return-value]
 
 
 def build_marked_texts(message: OutgoingMessage, settings: MessageSettings) -> tuple[str | None, str, str | None]:
