@@ -13,7 +13,7 @@ from alerts import templates
 from alerts.message import NO_FACTS, DigestItem, EventFacts, OutgoingMessage
 from alerts.message_settings import MessageSettings, current_settings
 
-__all__ = ["OutgoingMessage", "render", "render_digest", "with_channel_texts"]
+__all__ = ["OutgoingMessage", "clear_cache", "render", "render_digest", "with_channel_texts"]
 
 
 def with_channel_texts(message: OutgoingMessage, settings: MessageSettings | None = None) -> OutgoingMessage:
@@ -32,6 +32,12 @@ class _Draft(NamedTuple):
 
 
 _drafts: dict[str, _Draft] = {}  # per channel; a batch's rows come event by event
+
+
+def clear_cache() -> None:
+    """Forget every event's draft and texts: the next render builds them anew."""
+    _drafts.clear()
+    templates.clear_cache()
 
 
 def render(row: dict[str, object]) -> OutgoingMessage:
