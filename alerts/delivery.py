@@ -60,7 +60,7 @@ from alerts.delivery_common import (
 )
 from alerts.failures import describe
 from alerts.secrets import mask_text
-from alerts.senders.base import Sender, SendResult
+from alerts.senders.base import Outcome, Sender, SendResult
 from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
 
 # The loop's names and the shared ones (alerts.delivery_common), importable from here as before.
@@ -175,6 +175,9 @@ def send_and_record(db: Database, queue: Queue, sender: Sender, rows: list[dict]
     try:
         send_batch(queue, sender, rows, outcomes, counts, record_if_due, guard)
         guard.raise_if_paused()
+    except BaseException:
+        make_durable(sender, outcomes)  # what went out before the error is written before it is recorded sent
+        raise
     finally:
         counts.unknown_fate += len(outcomes.in_flight)
         if guard.stop_requested() and not counts.stopped_by:
@@ -213,11 +216,15 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
     """Send each row, calling after_each once its result is known; a row leaves outcomes.unsent when
     it is handed to the provider and outcomes.in_flight when its result is known. A row whose channel
     cannot be served now, and every row after a stop request, stays unsent and is released."""
+    # one message per row: the names the loop uses are looked up once per batch
+    stop_sending = guard.stop_sending if guard is not None else lambda: False
+    id_column, render, send = queue.id_column, queue.render, sender.send
+    unsent, in_flight, sent = outcomes.unsent, outcomes.in_flight, outcomes.sent
     for row in rows:
-        if guard is not None and guard.stop_sending():
+        if stop_sending():
             break
-        row_id = int(row[queue.id_column])
-        token = outcomes.unsent[row_id]
+        row_id = int(row[id_column])
+        token = unsent[row_id]
         problem = skip_reason(row)
         if lease_over(row):  # stays unsent: released, fenced by its claim token
             counts.lease_expired += 1
@@ -226,17 +233,20 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
             outcomes.skipped.append((row_id, token, problem))
             metrics.message(row["channel"], "skipped")
         else:
-            message = queue.render(row)
-            outcomes.in_flight[row_id] = outcomes.unsent.pop(row_id)
+            message = render(row)
+            in_flight[row_id] = unsent.pop(row_id)
             try:
-                result = sender.send(message)
+                result = send(message)
             except ChannelUnavailable:
-                outcomes.unsent[row_id] = outcomes.in_flight.pop(row_id)
+                unsent[row_id] = in_flight.pop(row_id)
                 continue
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
-            del outcomes.in_flight[row_id]
-            file_result(outcomes, row_id, token, result, row["channel"], counts)
-        outcomes.unsent.pop(row_id, None)
+            del in_flight[row_id]
+            if result.outcome is Outcome.SENT:  # file_result()'s first case, without the call
+                sent.append((row_id, token, result.provider_message_id or ""))
+            else:
+                file_result(outcomes, row_id, token, result, row["channel"], counts)
+        unsent.pop(row_id, None)
         after_each()
     make_durable(sender, outcomes)

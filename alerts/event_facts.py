@@ -138,8 +138,18 @@ def loader_for(db: object) -> FactsLoader:
 
 
 def attach_to_deliveries(db: Rows, rows: list[dict]) -> None:
-    """Give each claimed delivery row its event's facts (row["facts"])."""
-    attach(db, rows, lambda row: [row])
+    """Give each claimed delivery row its event's facts (row["facts"]): one look-up per run of rows
+    of the same event (a claim returns them event by event)."""
+    if not rows:
+        return
+    loader = loader_for(db)
+    loader.load(db, {int(row["alert_event_id"]) for row in rows}, {int(row["claim_token"]) for row in rows})
+    event_id, facts = None, NO_FACTS
+    for row in rows:
+        if row["alert_event_id"] != event_id:
+            event_id = row["alert_event_id"]
+            facts = loader.get(int(event_id))
+        row["facts"] = facts
 
 
 def attach_to_digests(db: Rows, rows: list[dict]) -> None:

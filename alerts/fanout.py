@@ -33,13 +33,17 @@ def _configured_rows(conn: psycopg.Connection) -> int:
     return int(row[0]) if row and row[0] is not None else 1
 
 
-def fan_out_step(conn: psycopg.Connection, budget: FanoutBudget, max_events: int | None = None) -> dict[str, object]:
-    """One bounded step; a statement timeout shrinks the budget and tries again, a deadlock or a
-    serialization failure is tried again as it is."""
+def fan_out_step(conn: psycopg.Connection, budget: FanoutBudget, max_events: int | None = None,
+                 max_rows: int | None = None) -> dict[str, object]:
+    """One bounded step (of at most max_rows pairs when given, never more than the budget); a
+    statement timeout shrinks the budget and tries again, a deadlock or a serialization failure is
+    tried again as it is."""
     while True:
+        rows = budget.rows if max_rows is None else \
+            min(max_rows, budget.rows if budget.rows is not None else _configured_rows(conn))
         try:
             row = retry_transient(conn, "phase b",
-                                  lambda: conn.execute(STEP_SQL, [max_events, budget.rows]).fetchone())
+                                  lambda rows=rows: conn.execute(STEP_SQL, [max_events, rows]).fetchone())
         except psycopg.errors.QueryCanceled as error:
             if not conn.autocommit:
                 raise  # inside a caller's transaction (a dry run) the step cannot be tried again

@@ -571,18 +571,25 @@ def texts_for(channel: str, reference_text: str, settings: MessageSettings, key:
               message: Callable[[], OutgoingMessage], user_id: int | None = None) -> tuple[str | None, str, str | None]:
     """channel_texts() for the hot path: by content key, building the message (message()) only when
     the event's texts are not cached yet; user_id: the recipient, whose unsubscribe link an email carries."""
+    subject, body, html = marked_texts_for(channel, settings, key, message)
+    if channel != "email":
+        return subject, body, html
+    link = link_for(channel, user_id, settings)
+    return subject, personal(body, reference_text, link, html=False), \
+        personal(html, reference_text, link, html=True) if html is not None else None
+
+
+def marked_texts_for(channel: str, settings: MessageSettings, key: tuple,
+                     message: Callable[[], OutgoingMessage]) -> tuple[str | None, str, str | None]:
+    """The channel's texts of a content key with REFERENCE_MARK where an email names its reference
+    and UNSUBSCRIBE_MARK where it links its one-click unsubscribe (personal() fills both in)."""
     cache_key = ("texts", channel, settings, key)  # beside cached()'s ("subject", ...) entries
     texts = _cache.get(cache_key)
     if texts is None:
         if len(_cache) >= CACHE_SIZE:
             _cache.clear()
         texts = _cache[cache_key] = build_marked_texts(message(), settings)
-    subject, body, html = texts  # type: ignore[misc]
-    if channel != "email":
-        return subject, body, html
-    link = link_for(channel, user_id, settings)
-    return subject, personal(body, reference_text, link, html=False), \
-        personal(html, reference_text, link, html=True) if html is not None else None
+    return texts  # type: ignore[return-value]
 
 
 def build_marked_texts(message: OutgoingMessage, settings: MessageSettings) -> tuple[str | None, str, str | None]:

@@ -2,7 +2,7 @@
 delivery goes out once (tests/test_phase_c.py), the bench starts two to time Phase C against a
 bare SQL loop (bench/cases.py).
 
-    python -m devtools.claim_worker engine|bare DATABASE_URL BATCH OUTBOX
+    python -m devtools.claim_worker engine|bare|sql DATABASE_URL BATCH OUTBOX
 
 Connects, prints "ready", waits for a line on stdin (so all workers start together and no
 start-up is timed), then drains the queue and prints one JSON line:
@@ -13,6 +13,9 @@ engine: alerts.delivery.deliver() with a FileOutboxSender, without the runner's 
         so several workers claim at once.
 bare:   the baseline: one statement per batch that claims with FOR UPDATE SKIP LOCKED over the
         same queue index and marks the rows sent.
+sql:    the engine's own statements alone: its claim (alerts.delivery.DELIVERIES.claim) and
+        mark_deliveries_sent per batch, no message built or written: what the SQL protocol costs
+        (two writes per delivery) before any Python per message.
 """
 
 import json
@@ -23,7 +26,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from alerts.delivery import Database, deliver
+from alerts.delivery import DELIVERIES, Database, deliver
 from alerts.senders.file_outbox import FileOutboxSender
 
 BARE_CLAIM_AND_COMPLETE = """
@@ -58,12 +61,22 @@ def run_bare(conn: psycopg.Connection, batch: int) -> int:
         done += changed
 
 
+def run_sql(conn: psycopg.Connection, batch: int) -> int:
+    done = 0
+    while rows := conn.execute(DELIVERIES.claim, [batch, None]).fetchall():
+        ids, tokens = [r["delivery_id"] for r in rows], [r["claim_token"] for r in rows]
+        details = [f"file:delivery:{i}:1" for i in ids]
+        done += int(conn.execute(DELIVERIES.mark_sent, [ids, tokens, details]).fetchone()["mark_deliveries_sent"])
+    return done
+
+
 def main(mode: str, url: str, batch: int, outbox: Path) -> None:
     with psycopg.connect(url, autocommit=True, row_factory=dict_row, application_name=f"bench_{mode}") as conn:
         print("ready", flush=True)
         sys.stdin.readline()
         started = time.time()
-        report = run_engine(conn, batch, outbox) if mode == "engine" else {"rows": run_bare(conn, batch)}
+        report = run_engine(conn, batch, outbox) if mode == "engine" else \
+            {"rows": run_sql(conn, batch) if mode == "sql" else run_bare(conn, batch)}
         finished = time.time()
     print(json.dumps({**report, "started": started, "finished": finished}), flush=True)
 

@@ -4,6 +4,7 @@ with a correct UTC timestamp, and unsent rows are released."""
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,9 +12,18 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from alerts import templates
-from alerts.delivery import DELIVERIES, BatchOutcomes, Database, DeliveryCounts, deliver, send_batch
-from alerts.render import OutgoingMessage, render
+from alerts.delivery import (
+    DELIVERIES,
+    BatchOutcomes,
+    Database,
+    DeliveryCounts,
+    RunGuard,
+    deliver,
+    send_and_record,
+    send_batch,
+)
+from alerts.message import EventFacts
+from alerts.render import OutgoingMessage, clear_cache, render
 from alerts.senders.base import LocalSender, SendResult
 from alerts.senders.channels import ChannelUnavailable
 from alerts.senders.file_outbox import FileOutboxSender, outbox_line
@@ -34,7 +44,7 @@ def _claimed_row(delivery_id: int, user_id: int, event_id: int, **overrides: obj
 
 def _rendered_cold(row: dict[str, object]) -> tuple[str | None, str, str | None]:
     """(subject, body, html) of this row rendered with the renderer's cache emptied first."""
-    templates.clear_cache()
+    clear_cache()
     message = render(row)
     return message.subject, message.body, message.html
 
@@ -44,6 +54,16 @@ def test_render_cache_never_mixes_rows():
     rows.append(_claimed_row(200, user_id=9, event_id=1, headline="Outage 1, updated", scope_assets=None))
     rows.append(_claimed_row(201, user_id=9, event_id=1, severity=5))
     rows.append(_claimed_row(202, user_id=9, event_id=1, headline="Outage 1, renamed"))  # only the headline differs
+    # each of these differs from the row before it on the same channel in one input of its texts only
+    happened = datetime(2026, 11, 30, 6, 12, tzinfo=UTC)
+    rows.append(_claimed_row(203, user_id=9, event_id=1, headline="Outage 1, renamed again"))
+    rows.append(_claimed_row(204, user_id=9, event_id=1, headline="Outage 1, renamed again",
+                             facts=EventFacts(occurred_at=happened, category="shipping")))
+    rows.append(_claimed_row(205, user_id=9, event_id=1, headline="Outage 1, renamed again",
+                             facts=EventFacts(occurred_at=happened, category="shipping"), event_created_at=happened))
+    rows.append(_claimed_row(206, user_id=9, event_id=1, headline="Outage 1, renamed again",
+                             facts=EventFacts(occurred_at=happened, category="shipping"), event_created_at=happened,
+                             body="Another body."))
     rows += [_claimed_row(300 + n, user_id=n, event_id=n % 2, channel=channel, destination=destination)
              for n, (channel, destination) in enumerate([("telegram", "1001"), ("sms", "+15550000001")] * 3)]
     messages = [render(row) for row in rows]  # all through the warm cache first
@@ -213,3 +233,52 @@ def test_a_slow_senders_outcomes_are_recorded_while_its_batch_is_sent(conn, db_u
     else:
         assert recorded_mid_batch == 0, sender.recorded_at_each_send
     assert conn.execute("SELECT count(*) FROM user_alert_deliveries WHERE status = 'sent'").fetchone() == (total,)
+
+
+def _outbox_ids(outbox: Path) -> list[int]:
+    return sorted(json.loads(line)["delivery_id"] for line in outbox.read_text().splitlines())
+
+
+def _sent_ids(conn: psycopg.Connection) -> list[int]:
+    return [row[0] for row in conn.execute("SELECT id FROM user_alert_deliveries WHERE status = 'sent' ORDER BY id")]
+
+
+def test_every_row_recorded_sent_has_its_outbox_line_before_the_sender_closes(conn, db_url, tmp_path: Path):
+    """The outbox holds a batch's lines until flush(); the run flushes before it records a row sent."""
+    _fan_out(conn, users=12, events=2)
+    outbox = tmp_path / "outbox.jsonl"
+    sender = FileOutboxSender(outbox)
+    try:
+        with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker:
+            counts = deliver(Database(db_url, worker), sender, batch_size=7, max_send=10_000)
+        assert counts.sent == len(_sent_ids(conn)) > 7
+        assert _outbox_ids(outbox) == _sent_ids(conn)  # read before close(): flush() wrote them
+    finally:
+        sender.close()
+
+
+def test_a_batch_stopped_by_an_error_writes_its_lines_before_it_records_them_sent(conn, db_url, tmp_path: Path):
+    """A batch that ends on an exception (here a stop at once, mid-batch) still records what went out,
+    and each of those rows has its line in the outbox first."""
+    _fan_out(conn, users=12, events=1)
+    outbox = tmp_path / "outbox.jsonl"
+    sender = FileOutboxSender(outbox)
+    rendered = []
+
+    def render_until_interrupted(row: dict) -> OutgoingMessage:
+        if len(rendered) == 5:
+            raise KeyboardInterrupt
+        rendered.append(row)
+        return DELIVERIES.render(row)
+
+    queue = replace(DELIVERIES, render=render_until_interrupted)
+    try:
+        with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as worker, \
+                pytest.raises(KeyboardInterrupt):
+            send_and_record(Database(db_url, worker), queue, sender,
+                            Database(db_url, worker).rows(queue.claim, [100, ["email"]]), DeliveryCounts(), 3600.0,
+                            RunGuard())
+        assert len(_sent_ids(conn)) == 5
+        assert _outbox_ids(outbox) == _sent_ids(conn)  # read before close()
+    finally:
+        sender.close()

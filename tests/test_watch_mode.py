@@ -166,6 +166,7 @@ def test_an_unreachable_listen_url_falls_back_to_the_poll_and_logs_one_line(conn
 def test_bad_watch_settings_fail_with_one_line_and_exit_2(db_url):
     for env, args, expected in (
         ({"ALERTS_WATCH_POLL_SECONDS": "soon"}, ["--watch"], "ALERTS_WATCH_POLL_SECONDS"),
+        ({"ALERTS_WATCH_FIRST_FANOUT_ROWS": "0"}, ["--watch"], "ALERTS_WATCH_FIRST_FANOUT_ROWS"),
         ({}, ["--watch", "--phase", "a"], "--watch runs every phase itself"),
         ({"ALERTS_SENDER": "carrier-pigeon"}, ["--watch"], "ALERTS_SENDER"),
     ):
@@ -199,3 +200,27 @@ def test_a_burst_starts_sending_before_it_is_all_fanned_out(conn, db_url, tmp_pa
         " %s::timestamptz < (SELECT max(fanout_completed_at) FROM alert_events)", [first_line]).fetchone()
     assert chunks == 5, f"10 events fanned out in {chunks} chunks, not 5 of 2"
     assert sent_before_last_chunk, "nothing was sent before the last chunk was fanned out"
+
+
+def test_the_first_fanout_step_of_a_pass_is_small_and_its_messages_leave_before_the_next(conn, db_url, tmp_path):
+    """One event for every user: the pass fans out ALERTS_WATCH_FIRST_FANOUT_ROWS pairs first and
+    sends them before it fans out the rest (a full step for a large audience takes seconds)."""
+    seed.population(conn, users=400, events=0)
+    outbox = tmp_path / "outbox.jsonl"
+    watcher = Watcher(db_url, tmp_path, "w1", f"file:{outbox}", ALERTS_WATCH_FIRST_FANOUT_ROWS="100")
+    try:
+        wait_for(watcher_ready(conn, "w1"), 30, "the watcher made its first pass")
+        conn.execute("INSERT INTO events (title, region, category, severity_score, inserted_at)"
+                     " VALUES ('Outage', 'Europe', 'supply', 5, now())")
+        wait_for(all_sent(conn, 400), 60, "400 deliveries sent")
+    finally:
+        assert watcher.stop() == 3, watcher.stderr
+    steps = conn.execute("SELECT created_at, count(*) FROM user_alert_deliveries"  # one fanout statement each
+                         " GROUP BY 1 ORDER BY 1").fetchall()
+    assert [count for _, count in steps] == [100, 300], steps
+    first_line = min(json.loads(line)["written_at"] for line in outbox.read_text().splitlines())
+    sent_first = conn.execute("SELECT min(sent_at) FROM user_alert_deliveries").fetchone()[0]
+    assert conn.execute("SELECT %s::timestamptz < %s AND %s < %s",
+                        [first_line, steps[1][0], sent_first, steps[1][0]]).fetchone()[0], \
+        "the first step's messages did not leave before the second step"
+
