@@ -60,7 +60,7 @@ from alerts.delivery_common import (
 )
 from alerts.failures import describe
 from alerts.secrets import mask_text
-from alerts.senders.base import Outcome, Sender, SendResult
+from alerts.senders.base import Sender, SendResult
 from alerts.senders.channels import CHANNELS, ChannelNotConfigured, ChannelUnavailable
 
 # The loop's names and the shared ones (alerts.delivery_common), importable from here as before.
@@ -219,7 +219,7 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
     # one message per row: the names the loop uses are looked up once per batch
     stop_sending = guard.stop_sending if guard is not None else lambda: False
     id_column, render, send = queue.id_column, queue.render, sender.send
-    unsent, in_flight, sent = outcomes.unsent, outcomes.in_flight, outcomes.sent
+    unsent, in_flight = outcomes.unsent, outcomes.in_flight
     for row in rows:
         if stop_sending():
             break
@@ -243,10 +243,7 @@ def send_batch(queue: Queue, sender: Sender, rows: list[dict], outcomes: BatchOu
             except Exception as error:  # a sender bug must not lose the batch
                 result = SendResult.transient(f"{type(error).__name__}: {one_line(error)}")
             del in_flight[row_id]
-            if result.outcome is Outcome.SENT:  # file_result()'s first case, without the call
-                sent.append((row_id, token, result.provider_message_id or ""))
-            else:
-                file_result(outcomes, row_id, token, result, row["channel"], counts)
+            file_result(outcomes, row_id, token, result, row["channel"], counts)
         unsent.pop(row_id, None)
         after_each()
     make_durable(sender, outcomes)
