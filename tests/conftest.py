@@ -62,7 +62,11 @@ def template_db(admin_url: str) -> Iterator[str]:
     """A database with the schema deployed by the runner's migrator, cloned for each test."""
     name = create_database(admin_url, prefix="alerts_tmpl")
     try:
-        with psycopg.connect(with_database(admin_url, name), autocommit=True) as conn:
+        # Parallel workers (pytest -n) deploy one template each, one after the other: the first deploy
+        # into a new server creates the cluster-wide roles, and two at once would both try.
+        with psycopg.connect(admin_url, autocommit=True) as admin, \
+                psycopg.connect(with_database(admin_url, name), autocommit=True) as conn:
+            admin.execute("SELECT pg_advisory_lock(hashtext('alerts tests: template deploy'))")
             migrate.deploy(conn)
         yield name
     finally:
