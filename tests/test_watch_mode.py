@@ -128,6 +128,8 @@ def test_a_long_held_lock_is_retried_less_and_less_often(conn, db_url, tmp_path)
         before = _passes(conn, "w1")
         took = wait_for(lambda: _passes(conn, "w1") - before >= 3, 20, "three retries while the lock was held")
         conn.execute("SELECT pg_advisory_unlock(alerts_lock_key('alerts_v2_phase_c'))")
+        # the next retry is 4 s away: wake it as the trigger on new deliveries would
+        conn.execute("SELECT pg_notify('alerts_v2_wake', 'deliveries')")
         wait_for(all_sent(conn, 4), 12, "4 deliveries sent once the lock was free")
     finally:
         assert watcher.stop() == 3, watcher.stderr
