@@ -138,7 +138,8 @@ class ClonePool:
     def __init__(self, admin_url: str, *, template: str | None = None, prefix: str = "alerts_test") -> None:
         self.admin_url, self.template, self.prefix = admin_url, template, prefix
         self._jobs: queue.Queue[str | None] = queue.Queue()  # "" = make one; a name = drop it; None = stop
-        self._ready: queue.Queue[str | BaseException] = queue.Queue()
+        self._ready: queue.Queue[str | Exception] = queue.Queue()
+        self._drop_errors: list[Exception] = []
         self._thread: threading.Thread | None = None
 
     def take(self) -> str:
@@ -148,7 +149,7 @@ class ClonePool:
             self._jobs.put("")
         self._jobs.put("")  # the next test's database, made while this one runs
         made = self._ready.get(timeout=300)
-        if isinstance(made, BaseException):
+        if isinstance(made, Exception):
             raise made
         return made
 
@@ -164,15 +165,20 @@ class ClonePool:
             made = self._ready.get()
             if isinstance(made, str):
                 drop_database(self.admin_url, made)
+        if self._drop_errors:
+            raise self._drop_errors[0]
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            try:
-                if job:
+            if job:
+                try:
                     drop_database(self.admin_url, job)
-                else:
-                    self._ready.put(self._make())
-            except BaseException as error:  # handed to the test that takes the database
+                except Exception as error:  # raised by close(), at the end of the run
+                    self._drop_errors.append(error)
+                continue
+            try:
+                self._ready.put(self._make())
+            except Exception as error:  # raised by take(), in the test that wanted the database
                 self._ready.put(error)
 
     def _make(self) -> str:
