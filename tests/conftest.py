@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from alerts import migrate
-from tests.dbtools import NoTestDatabase, create_database, drop_database, server_url, with_database
+from tests.dbtools import ClonePool, NoTestDatabase, create_database, drop_database, server_url, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,31 +62,54 @@ def template_db(admin_url: str) -> Iterator[str]:
     """A database with the schema deployed by the runner's migrator, cloned for each test."""
     name = create_database(admin_url, prefix="alerts_tmpl")
     try:
-        with psycopg.connect(with_database(admin_url, name), autocommit=True) as conn:
+        # Parallel workers (pytest -n) deploy one template each, one after the other: the first deploy
+        # into a new server creates the cluster-wide roles, and two at once would both try.
+        with psycopg.connect(admin_url, autocommit=True) as admin, \
+                psycopg.connect(with_database(admin_url, name), autocommit=True) as conn:
+            admin.execute("SELECT pg_advisory_lock(hashtext('alerts tests: template deploy'))")
             migrate.deploy(conn)
         yield name
     finally:
         drop_database(admin_url, name)
 
 
+@pytest.fixture(scope="session")
+def deployed_pool(admin_url: str, template_db: str) -> Iterator[ClonePool]:
+    """Clones of the template, made and dropped in the background (tests/dbtools.py ClonePool)."""
+    pool = ClonePool(admin_url, template=template_db)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def empty_pool(admin_url: str) -> Iterator[ClonePool]:
+    pool = ClonePool(admin_url)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def db_url(admin_url: str, template_db: str) -> Iterator[str]:
+def db_url(admin_url: str, deployed_pool: ClonePool) -> Iterator[str]:
     """A fresh, deployed database for one test, dropped afterwards."""
-    name = create_database(admin_url, template=template_db)
+    name = deployed_pool.take()
     try:
         yield with_database(admin_url, name)
     finally:
-        drop_database(admin_url, name)
+        deployed_pool.give_back(name)
 
 
 @pytest.fixture
-def empty_db_url(admin_url: str) -> Iterator[str]:
+def empty_db_url(admin_url: str, empty_pool: ClonePool) -> Iterator[str]:
     """A fresh database with nothing deployed."""
-    name = create_database(admin_url)
+    name = empty_pool.take()
     try:
         yield with_database(admin_url, name)
     finally:
-        drop_database(admin_url, name)
+        empty_pool.give_back(name)
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
 """A malformed DATABASE_URL is bad configuration: exit 2 and one masked line saying what to fix,
 before anything tries to connect."""
 
+import subprocess
+
 import pytest
 
+import runner
 from tests.conftest import run_runner
 
 
@@ -16,8 +19,20 @@ from tests.conftest import run_runner
     ("postgresql://alerts:bad%zzsecret@127.0.0.1/app", "not a valid PostgreSQL connection string"),
     ("host=127.0.0.1 password", "not a valid PostgreSQL connection string"),
 ])
-def test_a_malformed_database_url_exits_2_with_one_masked_line(url, needle):
-    result = run_runner(url, "--phase", "a")
+def test_a_malformed_database_url_exits_2_with_one_masked_line(url, needle, monkeypatch, capsys):
+    """In-process: runner.main() as the console script calls it, with DATABASE_URL set."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    code = runner.main(["--phase", "a"])
+    captured = capsys.readouterr()
+    _assert_refused(subprocess.CompletedProcess([], code, captured.out, captured.err), needle)
+
+
+def test_a_malformed_database_url_is_refused_by_the_runner_process():
+    url, needle = "mysql://root:hunter2secret@127.0.0.1/app", "is not a PostgreSQL connection string"
+    _assert_refused(run_runner(url, "--phase", "a"), needle)
+
+
+def _assert_refused(result: subprocess.CompletedProcess, needle: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 from tests import seed
 from tests.conftest import ROOT, run_runner
 from tests.fakes.smtp_server import FakeSmtpServer
+from tests.watchers import wait_for
 
 
 def _digest_user(conn: psycopg.Connection, events: int = 5) -> int:
@@ -219,7 +219,10 @@ def test_phase_d_never_adds_a_member_to_a_digest_being_claimed(conn, db_url):
         phase_d = threading.Thread(target=lambda: result.append(
             psycopg.connect(db_url, autocommit=True).execute("SELECT alerts_phase_d()").fetchone()[0]))
         phase_d.start()
-        time.sleep(1.0)
+        wait_for(lambda: conn.execute(  # Phase D waits for the claimer's row lock on the digest
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE "
+            "'%alerts_phase_d()%' AND cardinality(pg_blocking_pids(pid)) > 0").fetchone() == (1,) or bool(result),
+            30, "Phase D waiting for the claimed digest, or done")
         claimer.commit()
     phase_d.join(30)
     attached = conn.execute("SELECT count(*) FROM user_alert_deliveries WHERE digest_id = %s",

@@ -1,9 +1,11 @@
 """The runner's contract: exit codes, one-line errors without tracebacks, dry runs that change nothing."""
 
 import json
+import subprocess
 
 import pytest
 
+import runner
 from tests import seed
 from tests.conftest import run_runner
 
@@ -21,12 +23,21 @@ def test_missing_database_url():
     _assert_one_line_error(run_runner(None, "--phase", "a"), 2, "DATABASE_URL is not set")
 
 
-def test_unknown_phase(db_url):
-    _assert_one_line_error(run_runner(db_url, "--phase", "z"), 2, "invalid choice: 'z'")
+def _assert_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> None:
+    """The arguments alone are refused, in-process: exit 2 and one line on stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        runner.parse_args(argv)
+    captured = capsys.readouterr()
+    _assert_one_line_error(subprocess.CompletedProcess(argv, exit_info.value.code, captured.out, captured.err),
+                           2, *needles)
 
 
-def test_no_action(db_url):
-    _assert_one_line_error(run_runner(db_url), 2, "nothing to do")
+def test_unknown_phase(capsys):
+    _assert_usage_error(["--phase", "z"], capsys, "invalid choice: 'z'")
+
+
+def test_no_action(capsys):
+    _assert_usage_error([], capsys, "nothing to do")
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "many"])

@@ -6,6 +6,12 @@ import json
 import signal
 import time
 
+import pytest
+
+import runner
+from alerts import watch
+from alerts.senders.console import ConsoleSender
+from alerts.watch import settings_from_env
 from tests import seed
 from tests.conftest import run_runner
 from tests.watchers import Watcher, all_sent, outbox_counts, scalar, wait_for, watcher_ready
@@ -97,18 +103,20 @@ def test_a_phase_skipped_for_its_lock_is_retried_soon(conn, db_url, tmp_path):
         conn.execute("SELECT pg_advisory_lock(alerts_lock_key('alerts_v2_phase_c'))")  # a cron run sending
         seed.event(conn, age="0 seconds")
         wait_for(lambda: scalar(conn, "SELECT count(*) FROM user_alert_deliveries") == 4, 10, "the fanout")
-        time.sleep(1)
+        before = _passes(conn, "w1")
+        wait_for(lambda: _passes(conn, "w1") > before, 10, "a retry while the lock was held")
         assert outbox_counts(outbox) == {}
         conn.execute("SELECT pg_advisory_unlock(alerts_lock_key('alerts_v2_phase_c'))")
         took = wait_for(all_sent(conn, 4), 10, "4 deliveries sent once the lock was free")
     finally:
         assert watcher.stop() == 3, watcher.stderr
-    assert took < 2.5, took  # the retries after 0.5 s, 1 s, 2 s: the lock was held about 1 s
+    assert took < 2.5, took  # the retries after 0.5 s, 1 s, 2 s: the lock was held about 0.5 s
 
 
 def test_a_long_held_lock_is_retried_less_and_less_often(conn, db_url, tmp_path):
     """A cron run sending a backlog holds Phase C for a while: the watcher retries after 0.5 s, then
-    1, 2, 4, at most 8 s apart, not twice a second for as long as it lasts."""
+    1, 2, 4, at most 8 s apart, not twice a second for as long as it lasts. Live: three retries take
+    0.5 + 1 + 2 = 3.5 s (1.5 s at a steady 0.5 s); the whole sequence is checked in-process below."""
     seed.population(conn, users=4, events=0)
     outbox = tmp_path / "outbox.jsonl"
     watcher = Watcher(db_url, tmp_path, "w1", f"file:{outbox}")  # poll 60 s
@@ -118,13 +126,23 @@ def test_a_long_held_lock_is_retried_less_and_less_often(conn, db_url, tmp_path)
         seed.event(conn, age="0 seconds")
         wait_for(lambda: scalar(conn, "SELECT count(*) FROM user_alert_deliveries") == 4, 10, "the fanout")
         before = _passes(conn, "w1")
-        time.sleep(7)
-        retries = _passes(conn, "w1") - before
+        took = wait_for(lambda: _passes(conn, "w1") - before >= 3, 20, "three retries while the lock was held")
         conn.execute("SELECT pg_advisory_unlock(alerts_lock_key('alerts_v2_phase_c'))")
+        # the next retry is 4 s away: wake it as the trigger on new deliveries would
+        conn.execute("SELECT pg_notify('alerts_v2_wake', 'deliveries')")
         wait_for(all_sent(conn, 4), 12, "4 deliveries sent once the lock was free")
     finally:
         assert watcher.stop() == 3, watcher.stderr
-    assert 2 <= retries <= 4, f"{retries} passes in 7 s while the lock was held"
+    assert took >= 2.5, f"three retries {took:.2f} s after the first pass that found the lock held"
+
+
+def test_the_busy_retry_delay_doubles_from_half_a_second_up_to_8_seconds():
+    watcher = watch.Watcher(settings_from_env("postgresql://127.0.0.1/x", 100, 100, env={}), ConsoleSender())
+    delays = []
+    for _ in range(7):
+        delays.append(watcher._busy_delay())
+        watcher.busy_passes += 1  # what run() does after each pass that found a lock held
+    assert delays == [0.5, 1, 2, 4, 8, 8, 8]
 
 
 def test_sigterm_stops_the_watcher_cleanly_and_status_reports_a_dead_one(conn, db_url, tmp_path):
@@ -136,7 +154,8 @@ def test_sigterm_stops_the_watcher_cleanly_and_status_reports_a_dead_one(conn, d
     assert time.monotonic() - started < 3
     assert json.loads(calm.stdout.splitlines()[-1])["watch"] == "stopped"
     doomed.kill()
-    time.sleep(1.5)
+    wait_for(lambda: scalar(conn, "SELECT now() - heartbeat_at > interval '1.2 seconds' FROM alerts_watchers "
+                                  "WHERE name = 'doomed'"), 10, "the dead watcher silent for more than 1 s")
     status = run_runner(db_url, "--status", env={"ALERTS_STATUS_MAX_WATCHER_SILENCE_SECONDS": "1"})
     assert status.returncode == 1, status.stdout + status.stderr
     report = json.loads(status.stdout)
@@ -163,11 +182,18 @@ def test_an_unreachable_listen_url_falls_back_to_the_poll_and_logs_one_line(conn
     assert "s3cret" not in watcher.stderr and "alerts:***@" in lost[0]
 
 
+def test_watch_with_a_phase_is_refused_with_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        runner.parse_args(["--watch", "--phase", "a"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert len(lines) == 1 and "--watch runs every phase itself" in lines[0], lines
+
+
 def test_bad_watch_settings_fail_with_one_line_and_exit_2(db_url):
     for env, args, expected in (
         ({"ALERTS_WATCH_POLL_SECONDS": "soon"}, ["--watch"], "ALERTS_WATCH_POLL_SECONDS"),
         ({"ALERTS_WATCH_FIRST_FANOUT_ROWS": "0"}, ["--watch"], "ALERTS_WATCH_FIRST_FANOUT_ROWS"),
-        ({}, ["--watch", "--phase", "a"], "--watch runs every phase itself"),
         ({"ALERTS_SENDER": "carrier-pigeon"}, ["--watch"], "ALERTS_SENDER"),
     ):
         result = run_runner(db_url, *args, env={"ALERTS_SENDER": "console", **env}, timeout=30)
